@@ -1,0 +1,144 @@
+// The only file that knows Python. It takes raw pointers (tensor.data_ptr()),
+// sizes, strides and dtype names, checks what it can, and calls the kernels with
+// the GIL released. Nothing here links or includes libtorch.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "circuit.h"
+#include "compile.h"
+#include "cpu/kernels.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using GateTuple = std::tuple<int, int, int, int, int, double, double>;  // kind, q0, q1, source, index, scale, offset
+using ObservableTuple = std::tuple<std::string, bool>;                   // pauli, negative
+
+std::uint8_t small(int value, const char* what) {
+  if (value < 0 || value > 255) throw std::invalid_argument(std::string(what) + " out of range");
+  return static_cast<std::uint8_t>(value);
+}
+
+sp::Program compile_program(int n_qubits, const std::vector<GateTuple>& gate_tuples,
+                            const std::vector<ObservableTuple>& observable_tuples, bool keep_state) {
+  std::vector<sp::Gate> gates;
+  gates.reserve(gate_tuples.size());
+  for (const auto& [kind, q0, q1, source, index, scale, offset] : gate_tuples) {
+    sp::Gate g{};
+    g.kind = small(kind, "gate kind");
+    g.q0 = small(q0, "qubit index");
+    g.q1 = small(q1, "qubit index");
+    g.angle = sp::Angle{scale, offset, small(source, "angle source"), small(index, "angle input index")};
+    gates.push_back(g);
+  }
+  std::vector<sp::Observable> observables;
+  for (const auto& [pauli, negative] : observable_tuples) {
+    if (pauli.size() != 1) throw std::invalid_argument("an observable is one of 'X', 'Y', 'Z', got '" + pauli + "'");
+    observables.push_back(sp::Observable{pauli[0], negative});
+  }
+  return sp::compile(n_qubits, gates, observables, keep_state);
+}
+
+sp::cpu::DType dtype_from_name(const std::string& name) {
+  if (name == "float32") return sp::cpu::DType::kFloat32;
+  if (name == "float64") return sp::cpu::DType::kFloat64;
+  throw std::invalid_argument("the CPU kernel computes in float32 or float64, got " + name);
+}
+
+const void* as_pointer(std::uintptr_t address) { return reinterpret_cast<const void*>(address); }
+
+void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std::int64_t, std::int64_t> params_stride,
+                  std::uintptr_t grads, std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out,
+                  std::uintptr_t state, std::int64_t batch, const std::string& dtype, int num_threads) {
+  if (batch < 0) throw std::invalid_argument("batch must be non-negative");
+  if (prog.uses_params && params == 0) throw std::invalid_argument("this circuit reads parameters: pass params");
+  if (prog.uses_grads && grads == 0) throw std::invalid_argument("this circuit reads gradients: pass grads");
+  if (out == 0) throw std::invalid_argument("no output buffer");
+  sp::cpu::SimulateParams p;
+  p.params = as_pointer(params);
+  p.params_stride[0] = params_stride.first;
+  p.params_stride[1] = params_stride.second;
+  p.grads = as_pointer(grads);
+  p.grads_stride[0] = grads_stride.first;
+  p.grads_stride[1] = grads_stride.second;
+  p.out = reinterpret_cast<void*>(out);
+  p.state = reinterpret_cast<void*>(state);
+  p.batch = batch;
+  p.dtype = dtype_from_name(dtype);
+  p.num_threads = num_threads;
+  py::gil_scoped_release release;
+  sp::cpu::kernels().simulate(prog, p);
+}
+
+py::tuple observable_tuple(const sp::PauliString& s) { return py::make_tuple(s.x_mask, s.z_mask, bool(s.negative)); }
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "superpositional's compiled core: circuit compiler and statevector kernels";
+
+  py::class_<sp::Program>(m, "Program", "A circuit compiled for the kernels (read-only).")
+      .def_property_readonly("n_qubits", [](const sp::Program& p) { return p.n_qubits; })
+      .def_property_readonly("n_gates", [](const sp::Program& p) { return p.n_gates; })
+      .def_property_readonly("n_blocks", [](const sp::Program& p) { return p.n_blocks; })
+      .def_property_readonly("product_only", [](const sp::Program& p) { return bool(p.product_only); })
+      .def_property_readonly("uses_params", [](const sp::Program& p) { return bool(p.uses_params); })
+      .def_property_readonly("uses_grads", [](const sp::Program& p) { return bool(p.uses_grads); })
+      .def_property_readonly("prefix_lengths",
+                             [](const sp::Program& p) {
+                               std::vector<int> lengths;
+                               for (int q = 0; q < p.n_qubits; ++q)
+                                 lengths.push_back(p.prefix_begin[q + 1] - p.prefix_begin[q]);
+                               return lengths;
+                             })
+      .def_property_readonly("blocks",
+                             [](const sp::Program& p) {
+                               py::list blocks;
+                               for (int b = 0; b < p.n_blocks; ++b) {
+                                 const sp::Block& blk = p.blocks[b];
+                                 const char* kind = blk.kind == sp::kFused ? "fused" : blk.kind == sp::kBlockCX ? "cx" : "cz";
+                                 blocks.append(py::make_tuple(kind, blk.q0, blk.q1, blk.count));
+                               }
+                               return blocks;
+                             })
+      .def_property_readonly("observables",
+                             [](const sp::Program& p) {
+                               py::list out;
+                               for (int k = 0; k < p.n_qubits; ++k) out.append(observable_tuple(p.observables[k]));
+                               return out;
+                             },
+                             "Per output: (x_mask, z_mask, negative), the signed Pauli string measured.");
+
+  m.def("compile", &compile_program, py::arg("n_qubits"), py::arg("gates"), py::arg("observables"),
+        py::arg("keep_state"),
+        "Compile gates (kind, q0, q1, source, index, scale, offset) and observables (pauli, negative).");
+  m.def("simulate_cpu", &simulate_cpu, py::arg("program"), py::arg("params"), py::arg("params_stride"),
+        py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"), py::arg("batch"),
+        py::arg("dtype"), py::arg("num_threads"));
+
+  m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
+  m.def("compiled_cpu_isas", &sp::cpu::compiled_isas);
+  m.def("supported_cpu_isas", &sp::cpu::supported_isas);
+  m.def("set_cpu_isa", &sp::cpu::set_isa, py::arg("name"));
+
+  m.attr("max_qubits") = sp::kMaxQubits;
+  m.attr("max_gates") = sp::kMaxGates;
+  m.attr("gate_kinds") = py::dict(py::arg("h") = int(sp::kH), py::arg("x") = int(sp::kX), py::arg("rx") = int(sp::kRX),
+                                  py::arg("ry") = int(sp::kRY), py::arg("rz") = int(sp::kRZ),
+                                  py::arg("cx") = int(sp::kCX), py::arg("cz") = int(sp::kCZ));
+  m.attr("angle_sources") =
+      py::dict(py::arg("const") = int(sp::kConst), py::arg("param") = int(sp::kParam), py::arg("grad") = int(sp::kGrad));
+#ifdef SP_WITH_CUDA
+  m.attr("cuda_compiled") = true;
+#else
+  m.attr("cuda_compiled") = false;
+#endif
+  m.attr("compiler") = std::string(__VERSION__);
+}

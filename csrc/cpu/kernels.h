@@ -1,0 +1,42 @@
+// The CPU kernels' entry points. Each is compiled once per instruction set
+// (kernels.cpp, with SP_ISA naming the namespace); dispatch.cpp chooses one at
+// run time, so a wheel built here never executes an instruction its CPU lacks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../circuit.h"
+
+namespace sp::cpu {
+
+enum class DType : int { kFloat32 = 0, kFloat64 = 1 };
+
+// Batched simulation of `batch` circuits sharing one program. Strides are in
+// elements, so non-contiguous inputs need no copy.
+struct SimulateParams {
+  const void* params = nullptr;  // [batch, n]; may be null when the program reads no parameter
+  std::int64_t params_stride[2] = {0, 0};
+  const void* grads = nullptr;  // [batch, n]; may be null when the program reads no gradient
+  std::int64_t grads_stride[2] = {0, 0};
+  void* out = nullptr;    // [batch, n] expectations, contiguous
+  void* state = nullptr;  // [batch, 2^n] interleaved complex, contiguous; null: not wanted
+  std::int64_t batch = 0;
+  DType dtype = DType::kFloat32;
+  int num_threads = 0;  // 0: the OpenMP default
+};
+
+struct KernelTable {
+  const char* isa;
+  void (*simulate)(const Program&, const SimulateParams&);
+};
+
+// Instruction sets this build carries, best first, and whether this CPU runs them.
+std::vector<std::string> compiled_isas();
+std::vector<std::string> supported_isas();
+// The table in use: the best supported ISA unless set_isa chose another.
+const KernelTable& kernels();
+void set_isa(const std::string& name);  // throws std::invalid_argument if unsupported
+
+}  // namespace sp::cpu

@@ -1,0 +1,291 @@
+// Gate math and expectations: the one source of truth shared by every backend.
+//
+// Everything here is templated on a lane policy `Ops` that supplies the value
+// type `Ops::V`, a broadcast `Ops::splat` and `Ops::sincos`. The CPU kernel
+// instantiates it with SIMD vectors (one lane per circuit, structure of arrays);
+// the CUDA kernel with plain scalars (one thread per circuit). The qubit count
+// `N` is a template parameter, so the state is an array of compile-time size
+// that lives in registers or on the stack for the whole circuit.
+//
+// Conventions are Qiskit's: qubit k is bit k of a basis-state index
+// (little-endian), RX(t) = exp(-i t X / 2), RY(t) = exp(-i t Y / 2),
+// RZ(t) = exp(-i t Z / 2).
+#pragma once
+
+#include "circuit.h"
+
+#if defined(__CUDACC__)
+#define SP_INLINE __host__ __device__ __forceinline__
+#else
+#define SP_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace sp {
+SP_INLINE int parity(unsigned bits) {
+#if defined(__CUDA_ARCH__)
+  return __popc(bits) & 1;
+#else
+  return __builtin_parity(bits);
+#endif
+}
+}  // namespace sp
+
+namespace sp {
+
+template <class V>
+struct Complex {
+  V re;
+  V im;
+};
+
+// --- angles and one-qubit gates -------------------------------------------
+
+// angle = scale * input[index] + offset, read from this lane's inputs.
+template <class Ops>
+SP_INLINE typename Ops::V angle_value(const Angle& a, const typename Ops::V* theta,
+                                      const typename Ops::V* grad) {
+  using S = typename Ops::S;
+  const auto offset = Ops::splat(static_cast<S>(a.offset));
+  if (a.source == kConst) return offset;
+  const auto& input = a.source == kParam ? theta[a.index] : grad[a.index];
+  return input * static_cast<S>(a.scale) + offset;
+}
+
+// Applies one gate to the 2-vector (a0, a1) of amplitudes of its qubit.
+template <class Ops>
+SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
+                          Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
+  using V = typename Ops::V;
+  using S = typename Ops::S;
+  if (g.kind == kH) {
+    const S r = static_cast<S>(0.70710678118654752440);
+    const Complex<V> b0{(a0.re + a1.re) * r, (a0.im + a1.im) * r};
+    const Complex<V> b1{(a0.re - a1.re) * r, (a0.im - a1.im) * r};
+    a0 = b0;
+    a1 = b1;
+    return;
+  }
+  if (g.kind == kX) {
+    const Complex<V> t = a0;
+    a0 = a1;
+    a1 = t;
+    return;
+  }
+  V s, c;
+  Ops::sincos(angle_value<Ops>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
+  if (g.kind == kRX) {  // [[c, -is], [-is, c]]
+    const Complex<V> b0{c * a0.re + s * a1.im, c * a0.im - s * a1.re};
+    const Complex<V> b1{s * a0.im + c * a1.re, c * a1.im - s * a0.re};
+    a0 = b0;
+    a1 = b1;
+  } else if (g.kind == kRY) {  // [[c, -s], [s, c]]
+    const Complex<V> b0{c * a0.re - s * a1.re, c * a0.im - s * a1.im};
+    const Complex<V> b1{s * a0.re + c * a1.re, s * a0.im + c * a1.im};
+    a0 = b0;
+    a1 = b1;
+  } else {  // kRZ: diag(c - is, c + is)
+    const Complex<V> b0{c * a0.re + s * a0.im, c * a0.im - s * a0.re};
+    const Complex<V> b1{c * a1.re - s * a1.im, c * a1.im + s * a1.re};
+    a0 = b0;
+    a1 = b1;
+  }
+}
+
+// The one-qubit state prepared by gates[first, last) acting on |0>.
+template <class Ops>
+SP_INLINE void prepare_qubit(const Program& prog, int first, int last, const typename Ops::V* theta,
+                             const typename Ops::V* grad, Complex<typename Ops::V>& a0,
+                             Complex<typename Ops::V>& a1) {
+  a0 = {Ops::splat(1), Ops::splat(0)};
+  a1 = {Ops::splat(0), Ops::splat(0)};
+  for (int i = first; i < last; ++i) apply_gate<Ops>(prog.gates[i], theta, grad, a0, a1);
+}
+
+// <a|P|a> for a one-qubit state and P in {X (x), Z (z), Y (x and z)}.
+template <class V>
+SP_INLINE V pauli_expectation(bool x, bool z, const Complex<V>& a0, const Complex<V>& a1) {
+  if (x && z) {
+    const V im = a0.re * a1.im - a0.im * a1.re;  // Im(conj(a0) a1)
+    return im + im;
+  }
+  if (x) {
+    const V re = a0.re * a1.re + a0.im * a1.im;  // Re(conj(a0) a1)
+    return re + re;
+  }
+  return (a0.re * a0.re + a0.im * a0.im) - (a1.re * a1.re + a1.im * a1.im);
+}
+
+// --- product-state programs ------------------------------------------------
+
+// When compilation left no entangling step, each output is a signed product of
+// one-qubit expectations: O(n) work per circuit instead of O(n 2^n).
+template <class Ops, int N>
+SP_INLINE void product_expectations(const Program& prog, const typename Ops::V* theta,
+                                    const typename Ops::V* grad, typename Ops::V* out) {
+  using V = typename Ops::V;
+  // Which Pauli each qubit is measured in, over all outputs: bit 0 X, 1 Y, 2 Z.
+  unsigned needed[N] = {};
+  for (int k = 0; k < N; ++k) {
+    const PauliString& p = prog.observables[k];
+    for (int q = 0; q < N; ++q) {
+      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
+      if (x || z) needed[q] |= x && z ? 2u : x ? 1u : 4u;
+    }
+  }
+  V factor[N][3];
+  for (int q = 0; q < N; ++q) {
+    if (!needed[q]) continue;
+    Complex<V> a0, a1;
+    prepare_qubit<Ops>(prog, prog.prefix_begin[q], prog.prefix_begin[q + 1], theta, grad, a0, a1);
+    if (needed[q] & 1u) factor[q][0] = pauli_expectation(true, false, a0, a1);
+    if (needed[q] & 2u) factor[q][1] = pauli_expectation(true, true, a0, a1);
+    if (needed[q] & 4u) factor[q][2] = pauli_expectation(false, true, a0, a1);
+  }
+  for (int k = 0; k < N; ++k) {
+    const PauliString& p = prog.observables[k];
+    V e = Ops::splat(p.negative ? -1 : 1);
+    for (int q = 0; q < N; ++q) {
+      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
+      if (x || z) e = e * factor[q][x && z ? 1 : x ? 0 : 2];
+    }
+    out[k] = e;
+  }
+}
+
+// --- full statevector --------------------------------------------------------
+
+template <class Ops, int N>
+struct State {
+  static constexpr int kDim = 1 << N;
+  typename Ops::V re[kDim];
+  typename Ops::V im[kDim];
+};
+
+// The tensor product of the prefix states: amplitude i = prod_q a_q[bit q of i].
+template <class Ops, int N>
+SP_INLINE void prepare_product(const Program& prog, const typename Ops::V* theta,
+                               const typename Ops::V* grad, State<Ops, N>& st) {
+  using V = typename Ops::V;
+  st.re[0] = Ops::splat(1);
+  st.im[0] = Ops::splat(0);
+  for (int q = 0; q < N; ++q) {
+    Complex<V> a0, a1;
+    prepare_qubit<Ops>(prog, prog.prefix_begin[q], prog.prefix_begin[q + 1], theta, grad, a0, a1);
+    const int half = 1 << q;
+    for (int i = 0; i < half; ++i) {  // descending order would also work; new slots are above `half`
+      const V r = st.re[i], m = st.im[i];
+      st.re[i + half] = r * a1.re - m * a1.im;
+      st.im[i + half] = r * a1.im + m * a1.re;
+      st.re[i] = r * a0.re - m * a0.im;
+      st.im[i] = r * a0.im + m * a0.re;
+    }
+  }
+}
+
+// Applies the 2x2 unitary u (row-major) to qubit q of the state.
+template <class Ops, int N>
+SP_INLINE void apply_unitary(State<Ops, N>& st, int q, const Complex<typename Ops::V> (&u)[4]) {
+  using V = typename Ops::V;
+  const int stride = 1 << q;
+  for (int base = 0; base < State<Ops, N>::kDim; base += 2 * stride) {
+    for (int i0 = base; i0 < base + stride; ++i0) {
+      const int i1 = i0 + stride;
+      const V r0 = st.re[i0], m0 = st.im[i0], r1 = st.re[i1], m1 = st.im[i1];
+      st.re[i0] = u[0].re * r0 - u[0].im * m0 + u[1].re * r1 - u[1].im * m1;
+      st.im[i0] = u[0].re * m0 + u[0].im * r0 + u[1].re * m1 + u[1].im * r1;
+      st.re[i1] = u[2].re * r0 - u[2].im * m0 + u[3].re * r1 - u[3].im * m1;
+      st.im[i1] = u[2].re * m0 + u[2].im * r0 + u[3].re * m1 + u[3].im * r1;
+    }
+  }
+}
+
+template <class Ops, int N>
+SP_INLINE void apply_cx(State<Ops, N>& st, int control, int target) {
+  const int c = 1 << control, t = 1 << target;
+  for (int i = 0; i < State<Ops, N>::kDim; ++i) {
+    if ((i & c) && !(i & t)) {
+      const auto r = st.re[i], m = st.im[i];
+      st.re[i] = st.re[i | t];
+      st.im[i] = st.im[i | t];
+      st.re[i | t] = r;
+      st.im[i | t] = m;
+    }
+  }
+}
+
+template <class Ops, int N>
+SP_INLINE void apply_cz(State<Ops, N>& st, int a, int b) {
+  const int both = (1 << a) | (1 << b);
+  for (int i = 0; i < State<Ops, N>::kDim; ++i) {
+    if ((i & both) == both) {
+      st.re[i] = -st.re[i];
+      st.im[i] = -st.im[i];
+    }
+  }
+}
+
+// Runs the entangled part of the program (its blocks) on a prepared state.
+template <class Ops, int N>
+SP_INLINE void apply_blocks(const Program& prog, const typename Ops::V* theta, const typename Ops::V* grad,
+                            State<Ops, N>& st) {
+  using V = typename Ops::V;
+  for (int b = 0; b < prog.n_blocks; ++b) {
+    const Block& blk = prog.blocks[b];
+    if (blk.kind == kBlockCX) {
+      apply_cx<Ops, N>(st, blk.q0, blk.q1);
+    } else if (blk.kind == kBlockCZ) {
+      apply_cz<Ops, N>(st, blk.q0, blk.q1);
+    } else {
+      // The fused unitary's columns are the images of |0> and |1>.
+      Complex<V> u00{Ops::splat(1), Ops::splat(0)}, u10{Ops::splat(0), Ops::splat(0)};
+      Complex<V> u01{Ops::splat(0), Ops::splat(0)}, u11{Ops::splat(1), Ops::splat(0)};
+      for (int i = blk.first; i < blk.first + blk.count; ++i) {
+        apply_gate<Ops>(prog.gates[i], theta, grad, u00, u10);
+        apply_gate<Ops>(prog.gates[i], theta, grad, u01, u11);
+      }
+      const Complex<V> u[4] = {u00, u01, u10, u11};
+      apply_unitary<Ops, N>(st, blk.q0, u);
+    }
+  }
+}
+
+// <psi|P|psi> for a signed Pauli string P = (-1)^negative i^{nY} X^x Z^z, using
+// P|i> = i^{nY} (-1)^{popcount(i & z)} |i ^ x>.
+template <class Ops, int N>
+SP_INLINE typename Ops::V string_expectation(const State<Ops, N>& st, const PauliString& p) {
+  using V = typename Ops::V;
+  int n_y = 0;
+  for (int q = 0; q < N; ++q) n_y += (p.x_mask >> q & p.z_mask >> q) & 1;
+  V acc = Ops::splat(0);
+  for (int i = 0; i < State<Ops, N>::kDim; ++i) {
+    const int j = i ^ p.x_mask;
+    // conj(psi[j]) * psi[i], then multiplied by i^{nY}: keep the real part.
+    const V tr = st.re[j] * st.re[i] + st.im[j] * st.im[i];
+    const V ti = st.re[j] * st.im[i] - st.im[j] * st.re[i];
+    V term;
+    switch (n_y & 3) {
+      case 0: term = tr; break;
+      case 1: term = -ti; break;
+      case 2: term = -tr; break;
+      default: term = ti; break;
+    }
+    acc = parity(static_cast<unsigned>(i & p.z_mask)) ? acc - term : acc + term;
+  }
+  return p.negative ? -acc : acc;
+}
+
+// The full statevector of a circuit (for return_state and for programs with
+// entangling steps).
+template <class Ops, int N>
+SP_INLINE void run_state(const Program& prog, const typename Ops::V* theta, const typename Ops::V* grad,
+                         State<Ops, N>& st) {
+  prepare_product<Ops, N>(prog, theta, grad, st);
+  apply_blocks<Ops, N>(prog, theta, grad, st);
+}
+
+template <class Ops, int N>
+SP_INLINE void state_expectations(const Program& prog, const State<Ops, N>& st, typename Ops::V* out) {
+  for (int k = 0; k < N; ++k) out[k] = string_expectation<Ops, N>(st, prog.observables[k]);
+}
+
+}  // namespace sp

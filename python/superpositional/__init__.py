@@ -1,0 +1,26 @@
+"""superpositional: Superpositional Gradient Descent for PyTorch.
+
+Batched quantum-circuit simulation in C++ (and CUDA), exposed to PyTorch and
+validated against Qiskit Aer. See the README for the mathematics.
+"""
+
+from __future__ import annotations
+
+from . import circuits
+from .backends import available_backends
+from .circuit import Circuit, Gate, Input, grad, param
+from .simulate import simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Circuit",
+    "Gate",
+    "Input",
+    "__version__",
+    "available_backends",
+    "circuits",
+    "grad",
+    "param",
+    "simulate",
+]

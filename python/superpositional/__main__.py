@@ -1,0 +1,7 @@
+"""``python -m superpositional``: see :mod:`superpositional.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

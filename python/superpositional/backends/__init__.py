@@ -1,0 +1,65 @@
+"""Simulation backends and how ``"auto"`` chooses among them.
+
+``"cpu"``: the C++ kernel. ``"torch"``: the pure-PyTorch reference (any device;
+the fallback when the extension is missing). ``"aer"``: Qiskit Aer, exact.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from .._extension import extension
+from . import aer
+from .kernel import simulate_cpu
+from .reference import simulate as simulate_torch
+
+SimulateFn = Callable[..., tuple]
+
+_SIMULATORS: dict[str, SimulateFn] = {
+    "cpu": simulate_cpu,
+    "torch": simulate_torch,
+    "aer": aer.simulate_aer,
+}
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable here, e.g. ``["cpu", "torch", "aer"]``."""
+    names = []
+    if extension() is not None:
+        names.append("cpu")
+    names.append("torch")
+    if aer.available():
+        names.append("aer")
+    return names
+
+
+def resolve(backend: str, device: torch.device) -> str:
+    """The backend name to run on ``device``; ``"auto"`` picks the kernel for the device."""
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"backend is a name such as 'auto', 'cpu', 'torch' or 'aer', got {type(backend).__name__}"
+        )
+    if backend == "auto":
+        kernel = "cpu" if device.type == "cpu" else device.type
+        if kernel in available_backends():
+            return kernel
+        warnings.warn(
+            f"no compiled kernel for {device.type} tensors here; using the (slow) torch backend",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "torch"
+    if backend not in _SIMULATORS:
+        raise ValueError(f"unknown backend {backend!r}; available here: {available_backends()}")
+    if backend not in available_backends():
+        raise RuntimeError(f"backend {backend!r} is not available here; available: {available_backends()}")
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError(f"backend 'cpu' runs on CPU tensors, got tensors on {device}")
+    return backend
+
+
+def simulator(name: str) -> SimulateFn:
+    return _SIMULATORS[name]

@@ -1,0 +1,114 @@
+"""The pure-PyTorch reference: a plain, vectorised statevector simulation.
+
+It is written independently of the compiled kernels on purpose: no gate fusion,
+no product-state shortcut, no moving gates into observables. Every gate of the
+circuit is applied, in order, to a ``[B, 2**n]`` complex state, so it is the
+reference the kernels are tested against (and the fallback without the
+extension). It runs on any device torch supports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..circuit import Circuit, Input
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def _angle(
+    angle: float | Input,
+    params: torch.Tensor | None,
+    grads: torch.Tensor | None,
+    batch: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    if isinstance(angle, (int, float)):
+        return torch.full((batch,), float(angle), dtype=dtype, device=device)
+    source = params if angle.source == "param" else grads
+    assert source is not None  # simulate() checked that the inputs the circuit reads are given
+    return source[:, angle.index] * angle.scale + angle.offset
+
+
+def _rotation(name: str, theta: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+    """[B, 2, 2] matrices of RX, RY or RZ(theta)."""
+    c = torch.cos(theta / 2).to(cdtype)
+    s = torch.sin(theta / 2).to(cdtype)
+    zero = torch.zeros_like(c)
+    if name == "rx":
+        rows = [[c, -1j * s], [-1j * s, c]]
+    elif name == "ry":
+        rows = [[c, -s], [s, c]]
+    else:
+        rows = [[c - 1j * s, zero], [zero, c + 1j * s]]
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+
+
+_PAULIS = {"X": [[0, 1], [1, 0]], "Y": [[0, -1j], [1j, 0]], "Z": [[1, 0], [0, -1]]}
+_FIXED_GATES = {"h": [[2**-0.5, 2**-0.5], [2**-0.5, -(2**-0.5)]], "x": _PAULIS["X"]}
+
+
+def _apply_1q(state: torch.Tensor, n: int, qubit: int, matrix: torch.Tensor) -> torch.Tensor:
+    """Apply a [2, 2] or [B, 2, 2] matrix to ``qubit`` (bit ``qubit`` of the index)."""
+    batch = state.shape[0]
+    view = state.reshape(batch, 2 ** (n - 1 - qubit), 2, 2**qubit)
+    if matrix.dim() == 2:
+        out = torch.einsum("ij,bajc->baic", matrix, view)
+    else:
+        out = torch.einsum("bij,bajc->baic", matrix, view)
+    return out.reshape(batch, 2**n)
+
+
+def _basis(n: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(2**n, device=device)
+
+
+def _apply_cx(state: torch.Tensor, n: int, control: int, target: int) -> torch.Tensor:
+    index = _basis(n, state.device)
+    source = torch.where((index >> control) & 1 == 1, index ^ (1 << target), index)
+    return state[:, source]
+
+
+def _apply_cz(state: torch.Tensor, n: int, a: int, b: int) -> torch.Tensor:
+    index = _basis(n, state.device)
+    both = ((index >> a) & 1) & ((index >> b) & 1)
+    return state * (1 - 2 * both).to(state.dtype)
+
+
+def simulate(
+    circuit: Circuit,
+    params: torch.Tensor | None,
+    grads: torch.Tensor | None,
+    *,
+    batch: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    return_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Expectations ``[B, n]`` (and the statevectors ``[B, 2**n]`` when asked)."""
+    n = circuit.n_qubits
+    cdtype = _COMPLEX[dtype]
+    state = torch.zeros(batch, 2**n, dtype=cdtype, device=device)
+    state[:, 0] = 1
+    for gate in circuit.gates:
+        if gate.name in ("rx", "ry", "rz"):
+            theta = _angle(gate.angle, params, grads, batch, dtype, device)
+            state = _apply_1q(state, n, gate.qubits[0], _rotation(gate.name, theta, cdtype))
+        elif gate.name in ("h", "x"):
+            matrix = torch.tensor(_FIXED_GATES[gate.name], dtype=cdtype, device=device)
+            state = _apply_1q(state, n, gate.qubits[0], matrix)
+        elif gate.name == "cx":
+            state = _apply_cx(state, n, *gate.qubits)
+        else:
+            state = _apply_cz(state, n, *gate.qubits)
+    columns = []
+    for k, observable in enumerate(circuit.observables):
+        pauli = torch.tensor(_PAULIS[observable[-1]], dtype=cdtype, device=device)
+        value = (state.conj() * _apply_1q(state, n, k, pauli)).sum(dim=1).real
+        columns.append(-value if observable.startswith("-") else value)
+    expectations = torch.stack(columns, dim=1).to(dtype)
+    return expectations, (state if return_state else None)

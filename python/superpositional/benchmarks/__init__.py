@@ -1,0 +1,1 @@
+"""Benchmarks run by ``python -m superpositional bench`` (and the scripts in ``bench/``)."""

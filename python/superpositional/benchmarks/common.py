@@ -1,0 +1,69 @@
+"""Timing, provenance and table helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .._table import format_table
+from ..info import collect
+
+__all__ = ["format_table", "git_commit", "median_seconds", "provenance", "si"]
+
+
+def median_seconds(
+    fn: Callable[[], object], *, min_reps: int = 3, min_time: float = 0.5, max_reps: int = 50, warmup: int = 1
+) -> float:
+    """Median wall time of ``fn`` over at least ``min_reps`` calls and ``min_time`` seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < max_reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def git_commit(path: Path | None = None) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=path or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def provenance() -> dict:
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "environment": collect(),
+    }
+
+
+def si(value: float | None) -> str:
+    """3 significant digits in engineering notation, '-' for missing values."""
+    if value is None:
+        return "-"
+    return f"{value:.2e}"

@@ -1,0 +1,214 @@
+"""Circuits per second of batched simulation: our CPU kernel against the torch reference and Qiskit Aer.
+
+For ``paper(4)``, ``entangled(4)`` and ``entangled(8)``, at batch sizes from 1e3
+to 1e7, each backend simulates the same circuits on the same float32 inputs
+(Aer computes in float64, exactly, through ``EstimatorV2``). Rows:
+
+- ``cpu``: ``sp.simulate(..., backend="cpu")``, the user-facing call (compiled
+  program: product-state prefix, fused gates, trailing Cliffords moved into the
+  observables).
+- ``cpu-statevector``: the same kernel on the program compiled for the full
+  statevector (no gate moved into the observables), without writing the states:
+  the raw statevector engine.
+- ``torch``: the vectorised PyTorch reference (every gate on a ``[B, 2**n]`` state).
+- ``aer``: Qiskit Aer ``EstimatorV2``, ``default_precision=0``, one PUB.
+
+Ratios are taken between backends measured in the same run at the same batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import circuits
+from .._extension import extension
+from ..backends import available_backends
+from ..circuit import Circuit
+from ..simulate import simulate
+from .common import format_table, median_seconds, provenance, si
+
+CIRCUITS: dict[str, Callable[[], Circuit]] = {
+    "paper(4)": lambda: circuits.paper(4),
+    "entangled(4)": lambda: circuits.entangled(4),
+    "entangled(8)": lambda: circuits.entangled(8),
+}
+BATCHES = [10**3, 10**4, 10**5, 10**6, 10**7]
+QUICK_BATCHES = [10**2, 10**3, 10**4]
+# The torch reference holds [B, 2**n] complex states: cap it at 2**24 amplitudes.
+TORCH_AMPLITUDES = 2**24
+
+
+def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor) -> Callable[[], object]:
+    if backend == "cpu-statevector":
+        ext = extension()
+        program = circuit.program(keep_state=True)
+        out = torch.empty_like(theta)
+
+        def raw() -> None:
+            ext.simulate_cpu(
+                program,
+                theta.data_ptr(),
+                theta.stride(),
+                g.data_ptr(),
+                g.stride(),
+                out.data_ptr(),
+                0,
+                theta.shape[0],
+                "float32",
+                torch.get_num_threads(),
+            )
+
+        return raw
+    if backend == "aer":
+        theta, g = theta.double(), g.double()
+    return lambda: simulate(circuit, theta, g, backend=backend)
+
+
+def _wanted(backend: str, n: int, batch: int, aer_max: int) -> bool:
+    if backend == "torch":
+        return batch * 2**n <= TORCH_AMPLITUDES
+    if backend == "aer":
+        return batch <= aer_max
+    if backend == "cpu-statevector":
+        return batch * 2**n <= 2**30
+    return True
+
+
+def run(batches: list[int], aer_max: int, progress: bool = True) -> dict:
+    have = available_backends()
+    backends = [b for b in ("cpu", "cpu-statevector", "torch", "aer") if b.split("-")[0] in have]
+    plan = [
+        (name, b, batch)
+        for name in CIRCUITS
+        for batch in batches
+        for b in backends
+        if _wanted(b, CIRCUITS[name]().n_qubits, batch, aer_max)
+    ]
+    results = []
+    generator = torch.Generator().manual_seed(0)
+    inputs: dict = {}
+    for name, backend, batch in tqdm(plan, desc="bench kernels", unit="run", disable=not progress):
+        circuit = CIRCUITS[name]()
+        n = circuit.n_qubits
+        if (n, batch) not in inputs:
+            inputs.clear()
+            inputs[(n, batch)] = (
+                torch.rand(batch, n, generator=generator) * 4 - 2,
+                torch.randn(batch, n, generator=generator),
+            )
+        theta, g = inputs[(n, batch)]
+        slow = backend in ("aer", "torch") and batch >= 10**5
+        seconds = median_seconds(
+            _runner(backend, circuit, theta, g),
+            min_reps=1 if backend == "aer" else 3,
+            min_time=0 if slow or backend == "aer" else 0.5,
+            warmup=0 if backend == "aer" else 1,
+        )
+        results.append(
+            {
+                "circuit": name,
+                "backend": backend,
+                "batch": batch,
+                "seconds": seconds,
+                "circuits_per_s": batch / seconds,
+            }
+        )
+    return {"benchmark": "kernels", "dtype": "float32 (aer: float64)", **provenance(), "results": results}
+
+
+def _rate(data: dict, circuit: str, backend: str, batch: int) -> float | None:
+    for r in data["results"]:
+        if (r["circuit"], r["backend"], r["batch"]) == (circuit, backend, batch):
+            return r["circuits_per_s"]
+    return None
+
+
+def table(data: dict) -> str:
+    header = ["circuit", "batch", "cpu", "cpu-statevector", "torch", "aer", "cpu/torch", "cpu/aer"]
+    rows = []
+    batches = sorted({r["batch"] for r in data["results"]})
+    for name in CIRCUITS:
+        for batch in batches:
+            rates = {b: _rate(data, name, b, batch) for b in header[2:6]}
+            cpu = rates["cpu"]
+            ratio = {peer: (cpu / rates[peer] if cpu and rates[peer] else None) for peer in ("torch", "aer")}
+            rows.append(
+                [
+                    name,
+                    f"{batch:.0e}",
+                    *(si(rates[b]) for b in header[2:6]),
+                    f"{ratio['torch']:.0f}x" if ratio["torch"] else "-",
+                    f"{ratio['aer']:.0f}x" if ratio["aer"] else "-",
+                ]
+            )
+    return "circuits per second (median), same run\n" + format_table(header, rows)
+
+
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CIRCUITS), figsize=(5 * len(CIRCUITS), 4), sharey=True)
+    for ax, name in zip(axes, CIRCUITS, strict=False):
+        for backend in ("cpu", "cpu-statevector", "torch", "aer"):
+            points = sorted(
+                (r["batch"], r["circuits_per_s"])
+                for r in data["results"]
+                if r["circuit"] == name and r["backend"] == backend
+            )
+            if points:
+                ax.loglog(*zip(*points, strict=False), marker="o", label=backend)
+        ax.set_title(name)
+        ax.set_xlabel("circuits per call (batch)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("circuits per second")
+    axes[0].legend()
+    env = data["environment"]
+    fig.suptitle(
+        f"batched simulation, {env['cpu']} ({env['torch_threads']} threads), commit {data['commit']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None, default_out: Path = Path("bench-results")) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, default_out)
+    return execute(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    parser.add_argument("--quick", action="store_true", help="batches 1e2 to 1e4 only (a smoke run)")
+    parser.add_argument(
+        "--aer-max", type=int, default=None, help="largest batch given to Aer (default 1e4; quick 1e2)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=default_out, help="folder for kernels.json and kernels.png"
+    )
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+
+def execute(args: argparse.Namespace) -> int:
+    batches = QUICK_BATCHES if args.quick else BATCHES
+    aer_max = args.aer_max if args.aer_max is not None else (100 if args.quick else 10**4)
+    data = run(batches, aer_max)
+    print(table(data))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kernels.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {args.out / 'kernels.json'}")
+    if not args.no_plot:
+        try:
+            plot(data, args.out / "kernels.png")
+            print(f"wrote {args.out / 'kernels.png'}")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
+    return 0

@@ -1,0 +1,53 @@
+"""The command line: ``python -m superpositional {validate,bench,info}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="superpositional", description="Superpositional Gradient Descent for PyTorch"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,bench,info}")
+
+    validate = commands.add_parser("validate", help="check every built backend against Qiskit Aer")
+    validate.add_argument("--circuits", type=int, default=1000, help="random circuits (default 1000)")
+    validate.add_argument("--batch", type=int, default=8, help="input rows per circuit (default 8)")
+    validate.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    validate.add_argument(
+        "--backends", nargs="+", default=None, help="backends to check (default: all built)"
+    )
+    validate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+
+    bench = commands.add_parser("bench", help="benchmarks: ratios against peers measured in the same run")
+    bench.add_argument("--kernels", action="store_true", help="batched simulation, circuits per second")
+    from .benchmarks import kernels
+
+    kernels.add_arguments(bench, Path("bench-results"))
+
+    commands.add_parser("info", help="the build, its backends and this machine")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        from . import validate
+
+        if args.circuits < 1 or args.batch < 1:
+            raise SystemExit("validate: --circuits and --batch must be positive")
+        return validate.main(args.circuits, args.batch, args.seed, args.backends, args.json)
+    if args.command == "bench":
+        from .benchmarks import kernels
+
+        return kernels.execute(args)
+    from . import info
+
+    return info.main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
