@@ -1,4 +1,4 @@
-"""Batched-simulation benchmark; writes kernels.json and kernels.png beside this script.
+"""Batched-simulation benchmark; writes kernels.json and kernels.png into results/.
 
 Same as ``python -m superpositional bench --kernels``. See
 ``superpositional.benchmarks.kernels`` for what is measured.

@@ -2,7 +2,10 @@
 // sizes, strides and dtype names, checks what it can, and calls the kernels with
 // the GIL released. Nothing here links or includes libtorch.
 #include <pybind11/pybind11.h>
+#include <pybind11/complex.h>
 #include <pybind11/stl.h>
+
+#include <complex>
 
 #include <cstdint>
 #include <stdexcept>
@@ -77,6 +80,51 @@ void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std:
   sp::cpu::kernels().simulate(prog, p);
 }
 
+sp::cpu::ParamType param_type_from_name(const std::string& name) {
+  if (name == "float32") return sp::cpu::ParamType::kFloat32;
+  if (name == "float64") return sp::cpu::ParamType::kFloat64;
+  if (name == "bfloat16") return sp::cpu::ParamType::kBFloat16;
+  if (name == "float16") return sp::cpu::ParamType::kFloat16;
+  throw std::invalid_argument("the fused step takes float32, float64, bfloat16 or float16 parameters, got " + name);
+}
+
+sp::cpu::Coverage coverage_from_name(const std::string& name) {
+  if (name == "paper") return sp::cpu::Coverage::kPaper;
+  if (name == "all") return sp::cpu::Coverage::kAll;
+  throw std::invalid_argument("coverage is 'paper' or 'all', got '" + name + "'");
+}
+
+// `tensors` is the address of an int64 array of n_tensors rows of 7 words laid
+// out as sp::cpu::StepTensor (pointers, numel, row_length).
+void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, const std::string& dtype, double lr,
+              double beta1, double beta2, double eps, double weight_decay, double quantum_weight, bool maximize,
+              const std::string& coverage, int num_threads) {
+  if (n_tensors < 0) throw std::invalid_argument("n_tensors must be non-negative");
+  if (n_tensors > 0 && tensors == 0) throw std::invalid_argument("no tensor table");
+  sp::cpu::StepParams p;
+  p.tensors = reinterpret_cast<const sp::cpu::StepTensor*>(tensors);
+  p.n_tensors = n_tensors;
+  p.dtype = param_type_from_name(dtype);
+  p.lr = lr;
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.eps = eps;
+  p.weight_decay = weight_decay;
+  p.quantum_weight = quantum_weight;
+  p.maximize = maximize;
+  p.coverage = coverage_from_name(coverage);
+  p.num_threads = num_threads;
+  for (int i = 0; i < n_tensors; ++i) {
+    const sp::cpu::StepTensor& t = p.tensors[i];
+    if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
+    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
+  }
+  py::gil_scoped_release release;
+  sp::cpu::kernels().step(prog, p);
+}
+
 py::tuple observable_tuple(const sp::PauliString& s) { return py::make_tuple(s.x_mask, s.z_mask, bool(s.negative)); }
 
 }  // namespace
@@ -97,6 +145,24 @@ PYBIND11_MODULE(_C, m) {
                                for (int q = 0; q < p.n_qubits; ++q)
                                  lengths.push_back(p.prefix_begin[q + 1] - p.prefix_begin[q]);
                                return lengths;
+                             })
+      .def_property_readonly("initial_states",
+                             [](const sp::Program& p) {
+                               py::list states;
+                               for (int q = 0; q < p.n_qubits; ++q) {
+                                 const double* a = p.initial[q];
+                                 states.append(py::make_tuple(std::complex<double>(a[0], a[1]),
+                                                              std::complex<double>(a[2], a[3])));
+                               }
+                               return states;
+                             },
+                             "Per qubit: its state after the leading constant gates, folded at compile time.")
+      .def_property_readonly("real_prefix_qubits",
+                             [](const sp::Program& p) {
+                               std::vector<int> qubits;
+                               for (int q = 0; q < p.n_qubits; ++q)
+                                 if (p.real_prefix >> q & 1u) qubits.push_back(q);
+                               return qubits;
                              })
       .def_property_readonly("blocks",
                              [](const sp::Program& p) {
@@ -122,6 +188,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("simulate_cpu", &simulate_cpu, py::arg("program"), py::arg("params"), py::arg("params_stride"),
         py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"), py::arg("batch"),
         py::arg("dtype"), py::arg("num_threads"));
+
+  m.def("step_cpu", &step_cpu, py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"), py::arg("num_threads"),
+        "The fused AdamW + circuit step over many tensors (CPU).");
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
   m.def("compiled_cpu_isas", &sp::cpu::compiled_isas);

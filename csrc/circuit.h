@@ -65,16 +65,27 @@ struct Program {
   std::int32_t n_qubits;
   std::int32_t n_gates;
   std::int32_t n_blocks;
-  // Gates applied to |0> on qubit q before it meets any two-qubit gate:
-  // gates[prefix_begin[q], prefix_begin[q + 1]). The state starts as their
-  // tensor product.
+  // Qubit q starts in the state initial[q] = (a0.re, a0.im, a1.re, a1.im) (the
+  // leading gates with constant angles, folded at compile time), then
+  // gates[prefix_begin[q], prefix_begin[q + 1]) act on it before it meets any
+  // two-qubit gate. The state starts as the tensor product of these.
+  double initial[kMaxQubits][4];
   std::int32_t prefix_begin[kMaxQubits + 1];
+  // Qubits whose prefix keeps every amplitude real (a real initial state and only
+  // H, X and RY): they take a cheaper path with half the arithmetic.
+  std::uint16_t real_prefix;
   std::uint8_t uses_grads;  // some angle reads the gradient input
   std::uint8_t uses_params;
   // No block remains: every expectation is a product of one-qubit expectations
   // and no 2^n statevector is ever formed.
   std::uint8_t product_only;
   PauliString observables[kMaxQubits];  // one per output, output k <- qubit k
+  // For product_only programs, derived from the observables: which one-qubit
+  // expectations each qubit needs (bit 0 X, 1 Y, 2 Z) and, per output, its
+  // factors encoded as 3 * qubit + (0 X, 1 Y, 2 Z).
+  std::uint8_t paulis_needed[kMaxQubits];
+  std::uint8_t n_factors[kMaxQubits];
+  std::uint8_t factors[kMaxQubits][kMaxQubits];
   Block blocks[kMaxBlocks];
   Gate gates[kMaxGates];
 };

@@ -1,7 +1,10 @@
 #include "compile.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "statevector.h"
 
 namespace sp {
 namespace {
@@ -97,6 +100,19 @@ bool commutes(const PauliString& p, const Gate& g) {
   }
 }
 
+// Scalar double lanes, to run the shared gate math at compile time.
+struct HostDouble {
+  using S = double;
+  using V = double;
+  static double splat(double x) { return x; }
+  static void sincos(double x, double& s, double& c) {
+    s = std::sin(x);
+    c = std::cos(x);
+  }
+};
+
+bool is_constant(const Gate& g) { return !is_rotation(g.kind) || g.angle.source == kConst; }
+
 unsigned qubit_mask(const Gate& g) {
   return (1u << g.q0) | (is_two_qubit(g.kind) ? (1u << g.q1) : 0u);
 }
@@ -148,13 +164,25 @@ Program compile(int n_qubits, const std::vector<Gate>& gates, const std::vector<
   auto push_gate = [&prog](const Gate& g) { prog.gates[prog.n_gates++] = g; };
   std::vector<bool> in_prefix(gates.size(), false);
   for (int q = 0; q < n_qubits; ++q) {
+    // Leading gates with constant angles are applied now, in double precision.
+    Complex<double> a0{1.0, 0.0}, a1{0.0, 0.0};
+    bool folding = true;
+    bool real = true;
     prog.prefix_begin[q] = prog.n_gates;
     for (std::size_t i = 0; i < first_entangling[q]; ++i) {
-      if (kept[i] && gates[i].q0 == q && !is_two_qubit(gates[i].kind)) {
-        push_gate(gates[i]);
-        in_prefix[i] = true;
+      if (!kept[i] || gates[i].q0 != q || is_two_qubit(gates[i].kind)) continue;
+      in_prefix[i] = true;
+      if (folding && is_constant(gates[i])) {
+        apply_gate<HostDouble>(gates[i], nullptr, nullptr, a0, a1);
+        continue;
       }
+      folding = false;
+      real = real && (gates[i].kind == kH || gates[i].kind == kX || gates[i].kind == kRY);
+      push_gate(gates[i]);
     }
+    const double initial[4] = {a0.re, a0.im, a1.re, a1.im};
+    for (int j = 0; j < 4; ++j) prog.initial[q][j] = initial[j];
+    if (real && a0.im == 0.0 && a1.im == 0.0) prog.real_prefix |= static_cast<std::uint16_t>(1u << q);
   }
   prog.prefix_begin[n_qubits] = prog.n_gates;
 
@@ -182,6 +210,16 @@ Program compile(int n_qubits, const std::vector<Gate>& gates, const std::vector<
   for (int q = 0; q < n_qubits; ++q) emit_fused(q);
 
   prog.product_only = prog.n_blocks == 0;
+  for (int k = 0; k < n_qubits; ++k) {
+    const PauliString& p = prog.observables[k];
+    for (int q = 0; q < n_qubits; ++q) {
+      const bool x = bit(p.x_mask, q), z = bit(p.z_mask, q);
+      if (!x && !z) continue;
+      const int pauli = x && z ? 1 : x ? 0 : 2;
+      prog.paulis_needed[q] |= static_cast<std::uint8_t>(1u << pauli);
+      prog.factors[k][prog.n_factors[k]++] = static_cast<std::uint8_t>(3 * q + pauli);
+    }
+  }
   for (int i = 0; i < prog.n_gates; ++i) {
     const Gate& g = prog.gates[i];
     if (!is_rotation(g.kind)) continue;

@@ -91,14 +91,46 @@ SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typ
   }
 }
 
-// The one-qubit state prepared by gates[first, last) acting on |0>.
+// Qubit q's state before its first two-qubit gate: its folded initial state,
+// then its remaining prefix gates.
 template <class Ops>
-SP_INLINE void prepare_qubit(const Program& prog, int first, int last, const typename Ops::V* theta,
-                             const typename Ops::V* grad, Complex<typename Ops::V>& a0,
-                             Complex<typename Ops::V>& a1) {
-  a0 = {Ops::splat(1), Ops::splat(0)};
-  a1 = {Ops::splat(0), Ops::splat(0)};
-  for (int i = first; i < last; ++i) apply_gate<Ops>(prog.gates[i], theta, grad, a0, a1);
+SP_INLINE void prepare_qubit(const Program& prog, int q, const typename Ops::V* theta, const typename Ops::V* grad,
+                             Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
+  using S = typename Ops::S;
+  const double* init = prog.initial[q];
+  a0 = {Ops::splat(static_cast<S>(init[0])), Ops::splat(static_cast<S>(init[1]))};
+  a1 = {Ops::splat(static_cast<S>(init[2])), Ops::splat(static_cast<S>(init[3]))};
+  for (int i = prog.prefix_begin[q]; i < prog.prefix_begin[q + 1]; ++i)
+    apply_gate<Ops>(prog.gates[i], theta, grad, a0, a1);
+}
+
+// The same for a qubit in prog.real_prefix, on real amplitudes (H, X and RY only).
+template <class Ops>
+SP_INLINE void prepare_real_qubit(const Program& prog, int q, const typename Ops::V* theta,
+                                  const typename Ops::V* grad, typename Ops::V& a0, typename Ops::V& a1) {
+  using V = typename Ops::V;
+  using S = typename Ops::S;
+  a0 = Ops::splat(static_cast<S>(prog.initial[q][0]));
+  a1 = Ops::splat(static_cast<S>(prog.initial[q][2]));
+  for (int i = prog.prefix_begin[q]; i < prog.prefix_begin[q + 1]; ++i) {
+    const Gate& g = prog.gates[i];
+    if (g.kind == kH) {
+      const S r = static_cast<S>(0.70710678118654752440);
+      const V b0 = (a0 + a1) * r;
+      a1 = (a0 - a1) * r;
+      a0 = b0;
+    } else if (g.kind == kX) {
+      const V t = a0;
+      a0 = a1;
+      a1 = t;
+    } else {  // kRY
+      V s, c;
+      Ops::sincos(angle_value<Ops>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
+      const V b0 = c * a0 - s * a1;
+      a1 = s * a0 + c * a1;
+      a0 = b0;
+    }
+  }
 }
 
 // <a|P|a> for a one-qubit state and P in {X (x), Z (z), Y (x and z)}.
@@ -123,31 +155,28 @@ template <class Ops, int N>
 SP_INLINE void product_expectations(const Program& prog, const typename Ops::V* theta,
                                     const typename Ops::V* grad, typename Ops::V* out) {
   using V = typename Ops::V;
-  // Which Pauli each qubit is measured in, over all outputs: bit 0 X, 1 Y, 2 Z.
-  unsigned needed[N] = {};
-  for (int k = 0; k < N; ++k) {
-    const PauliString& p = prog.observables[k];
-    for (int q = 0; q < N; ++q) {
-      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
-      if (x || z) needed[q] |= x && z ? 2u : x ? 1u : 4u;
-    }
-  }
-  V factor[N][3];
+  V factor[3 * N];  // factor[3 q + P] = <P> on qubit q, P = 0 X, 1 Y, 2 Z
   for (int q = 0; q < N; ++q) {
-    if (!needed[q]) continue;
+    const unsigned needed = prog.paulis_needed[q];
+    if (!needed) continue;
+    if (prog.real_prefix >> q & 1u) {
+      V a0, a1;
+      prepare_real_qubit<Ops>(prog, q, theta, grad, a0, a1);
+      const V x = a0 * a1;
+      factor[3 * q] = x + x;
+      factor[3 * q + 1] = Ops::splat(0);
+      factor[3 * q + 2] = a0 * a0 - a1 * a1;
+      continue;
+    }
     Complex<V> a0, a1;
-    prepare_qubit<Ops>(prog, prog.prefix_begin[q], prog.prefix_begin[q + 1], theta, grad, a0, a1);
-    if (needed[q] & 1u) factor[q][0] = pauli_expectation(true, false, a0, a1);
-    if (needed[q] & 2u) factor[q][1] = pauli_expectation(true, true, a0, a1);
-    if (needed[q] & 4u) factor[q][2] = pauli_expectation(false, true, a0, a1);
+    prepare_qubit<Ops>(prog, q, theta, grad, a0, a1);
+    if (needed & 1u) factor[3 * q] = pauli_expectation(true, false, a0, a1);
+    if (needed & 2u) factor[3 * q + 1] = pauli_expectation(true, true, a0, a1);
+    if (needed & 4u) factor[3 * q + 2] = pauli_expectation(false, true, a0, a1);
   }
   for (int k = 0; k < N; ++k) {
-    const PauliString& p = prog.observables[k];
-    V e = Ops::splat(p.negative ? -1 : 1);
-    for (int q = 0; q < N; ++q) {
-      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
-      if (x || z) e = e * factor[q][x && z ? 1 : x ? 0 : 2];
-    }
+    V e = Ops::splat(prog.observables[k].negative ? -1 : 1);
+    for (int f = 0; f < prog.n_factors[k]; ++f) e = e * factor[prog.factors[k][f]];
     out[k] = e;
   }
 }
@@ -170,7 +199,7 @@ SP_INLINE void prepare_product(const Program& prog, const typename Ops::V* theta
   st.im[0] = Ops::splat(0);
   for (int q = 0; q < N; ++q) {
     Complex<V> a0, a1;
-    prepare_qubit<Ops>(prog, prog.prefix_begin[q], prog.prefix_begin[q + 1], theta, grad, a0, a1);
+    prepare_qubit<Ops>(prog, q, theta, grad, a0, a1);
     const int half = 1 << q;
     for (int i = 0; i < half; ++i) {  // descending order would also work; new slots are above `half`
       const V r = st.re[i], m = st.im[i];

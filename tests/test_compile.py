@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,9 +15,13 @@ from superpositional.testing import random_circuit
 def test_entangled_becomes_a_product_state_with_z_strings(ext):
     program = sp.circuits.entangled(4).program()
     # The CNOT chain moves into the observables (Z_k -> Z_0...Z_k) and RZ, which
-    # then commutes with every observable, is dropped: H and RY remain per qubit.
+    # then commutes with every observable, is dropped; H on |0> is folded into
+    # the initial state, so RY alone remains per qubit, on real amplitudes.
     assert program.product_only and program.n_blocks == 0
-    assert program.prefix_lengths == [2, 2, 2, 2]
+    assert program.prefix_lengths == [1, 1, 1, 1]
+    r = 2**-0.5
+    assert all(abs(a0 - r) < 1e-15 and abs(a1 - r) < 1e-15 for a0, a1 in program.initial_states)
+    assert program.real_prefix_qubits == [0, 1, 2, 3]
     assert program.observables == [(0, 0b1, True), (0, 0b11, True), (0, 0b111, True), (0, 0b1111, True)]
     assert program.uses_params and not program.uses_grads
 
@@ -24,7 +29,8 @@ def test_entangled_becomes_a_product_state_with_z_strings(ext):
 def test_keep_state_keeps_every_gate(ext):
     program = sp.circuits.entangled(4).program(keep_state=True)
     assert not program.product_only
-    assert program.prefix_lengths == [3, 3, 3, 3]
+    assert program.prefix_lengths == [2, 2, 2, 2]  # RY, RZ after the folded H
+    assert program.real_prefix_qubits == []
     assert [b[0] for b in program.blocks] == ["cx", "cx", "cx"]
     assert program.observables == [(0, 1 << k, True) for k in range(4)]
 
@@ -32,7 +38,7 @@ def test_keep_state_keeps_every_gate(ext):
 def test_fusion_between_entangling_gates(ext):
     c = sp.Circuit(2).h(0).cx(0, 1).rx(1, 0.1).ry(1, sp.param(0)).rz(0, 0.3).cz(0, 1).h(1)
     program = c.copy().program(keep_state=True)
-    assert program.prefix_lengths == [1, 0]
+    assert program.prefix_lengths == [0, 0]  # H(0) is folded into qubit 0's initial state
     # Runs on different qubits commute; each is flushed just before the next gate on its qubit.
     assert program.blocks == [
         ("cx", 0, 1, 0),
@@ -48,6 +54,21 @@ def test_commuting_tail_rotation_is_dropped_but_anticommuting_kept(ext):
     assert c.program().prefix_lengths == [1]
     c = sp.Circuit(1).ry(0, sp.param(0)).rz(0, 0.7).observe(["X"])
     assert c.program().prefix_lengths == [2]
+    assert c.program().real_prefix_qubits == []  # RZ makes amplitudes complex
+
+
+def test_leading_constant_gates_fold_into_the_initial_state(ext):
+    c = sp.Circuit(2).h(0).rx(0, 0.4).x(1).ry(0, sp.param(0)).rz(0, 1.0)
+    program = c.program()
+    # RZ(0) commutes with Z_0 and is dropped; X(1) moves into the observable (Z_1 -> -Z_1);
+    # H and RX(0.4) fold into qubit 0's initial state; RY(theta_0) stays.
+    assert program.prefix_lengths == [1, 0]
+    assert program.observables == [(0, 0b01, False), (0, 0b10, True)]
+    h = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    rx = np.array([[np.cos(0.2), -1j * np.sin(0.2)], [-1j * np.sin(0.2), np.cos(0.2)]])
+    np.testing.assert_allclose(program.initial_states[0], rx @ h @ [1, 0], atol=1e-15)
+    assert program.initial_states[1] == (1, 0)
+    assert program.real_prefix_qubits == [1]  # RX made qubit 0's amplitudes complex
 
 
 def test_compiler_rejects_what_the_builder_would(ext):

@@ -7,54 +7,36 @@
 
 #include "../statevector.h"
 #include "isa.h"
+#include "tiles.h"
 
 namespace sp::cpu::SP_ISA {
 namespace {
 
-// Gathers a [lanes, N] tile of a strided [batch, N] matrix into N lane vectors;
-// missing lanes of the last tile read 0. Full tiles of row-major input take a
-// path with compile-time indices, which the compiler turns into shuffles.
+// Rows [row0, row0 + lanes) of a strided [batch, N] matrix as N lane vectors.
 template <class Ops, int N>
-inline void load_tile(const typename Ops::S* src, const std::int64_t* stride, std::int64_t row0, int lanes,
+inline void load_rows(const typename Ops::S* src, const std::int64_t* stride, std::int64_t row0, int lanes,
                       typename Ops::V* dst) {
-  using S = typename Ops::S;
-  constexpr int W = Ops::kWidth;
-  alignas(64) S buf[N][W];
-  if (lanes == W && stride[0] == N && stride[1] == 1) {
-    const S* tile = src + row0 * N;
-    for (int l = 0; l < W; ++l)
-      for (int k = 0; k < N; ++k) buf[k][l] = tile[l * N + k];
-  } else {
-    for (int l = 0; l < W; ++l)
-      for (int k = 0; k < N; ++k) buf[k][l] = l < lanes ? src[(row0 + l) * stride[0] + k * stride[1]] : S(0);
+  if (lanes == Ops::kWidth && stride[0] == N && stride[1] == 1) {
+    gather_full<Ops, N>(src + row0 * N, dst);
+    return;
   }
-  for (int k = 0; k < N; ++k) dst[k] = Ops::load(buf[k]);
-}
-
-template <class Ops, int N>
-inline void store_tile(const typename Ops::V* src, std::int64_t row0, int lanes, typename Ops::S* dst) {
-  using S = typename Ops::S;
-  constexpr int W = Ops::kWidth;
-  alignas(64) S buf[N][W];
-  for (int k = 0; k < N; ++k) Ops::store(buf[k], src[k]);
-  S* tile = dst + row0 * N;
-  if (lanes == W) {
-    for (int l = 0; l < W; ++l)
-      for (int k = 0; k < N; ++k) tile[l * N + k] = buf[k][l];
-  } else {
-    for (int l = 0; l < lanes; ++l)
-      for (int k = 0; k < N; ++k) tile[l * N + k] = buf[k][l];
-  }
+  gather<Ops, N>(src, lanes, stride[1], [&](int l, std::int64_t& offset, int& count) {
+    offset = (row0 + l) * stride[0];
+    count = N;
+  }, dst);
 }
 
 template <class Ops, int N>
 inline void store_state(const State<Ops, N>& st, std::int64_t row0, int lanes, typename Ops::S* dst) {
   constexpr std::int64_t kDim = State<Ops, N>::kDim;
+  alignas(64) typename Ops::S re[Ops::kWidth], im[Ops::kWidth];
   for (int i = 0; i < kDim; ++i) {
+    Ops::store(re, st.re[i]);
+    Ops::store(im, st.im[i]);
     for (int l = 0; l < lanes; ++l) {
       typename Ops::S* amp = dst + 2 * ((row0 + l) * kDim + i);
-      amp[0] = st.re[i][l];
-      amp[1] = st.im[i][l];
+      amp[0] = re[l];
+      amp[1] = im[l];
     }
   }
 }
@@ -76,9 +58,9 @@ void simulate_n(const Program& prog, const SimulateParams& p) {
   for (std::int64_t tile = 0; tile < tiles; ++tile) {
     const std::int64_t row0 = tile * W;
     const int lanes = static_cast<int>(std::min<std::int64_t>(W, p.batch - row0));
-    V theta[N] = {}, grad[N] = {}, e[N];
-    if (read_params) load_tile<Ops, N>(params, p.params_stride, row0, lanes, theta);
-    if (read_grads) load_tile<Ops, N>(grads, p.grads_stride, row0, lanes, grad);
+    V theta[N], grad[N], e[N];  // an input the program never reads stays unset
+    if (read_params) load_rows<Ops, N>(params, p.params_stride, row0, lanes, theta);
+    if (read_grads) load_rows<Ops, N>(grads, p.grads_stride, row0, lanes, grad);
     if (prog.product_only && state == nullptr) {
       product_expectations<Ops, N>(prog, theta, grad, e);
     } else {
@@ -87,7 +69,14 @@ void simulate_n(const Program& prog, const SimulateParams& p) {
       state_expectations<Ops, N>(prog, st, e);
       if (state != nullptr) store_state<Ops, N>(st, row0, lanes, state);
     }
-    store_tile<Ops, N>(e, row0, lanes, out);
+    if (lanes == W) {
+      scatter_full<Ops, N>(e, out + row0 * N);
+    } else {
+      scatter<Ops, N>(e, lanes, [&](int l, std::int64_t& offset, int& count) {
+        offset = (row0 + l) * N;
+        count = N;
+      }, out);
+    }
   }
 }
 

@@ -7,6 +7,6 @@
 namespace sp::cpu::SP_ISA {
 
 extern const KernelTable table;
-const KernelTable table{SP_STR(SP_ISA), &simulate};
+const KernelTable table{SP_STR(SP_ISA), &simulate, &step};
 
 }  // namespace sp::cpu::SP_ISA

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import circuits
 from .backends import available_backends
 from .circuit import Circuit, Gate, Input, grad, param
+from .optimizer import SuperpositionalAdamW
 from .simulate import simulate
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "Circuit",
     "Gate",
     "Input",
+    "SuperpositionalAdamW",
     "__version__",
     "available_backends",
     "circuits",

@@ -204,6 +204,22 @@ class Circuit:
     def __hash__(self) -> int:
         return hash((self._n_qubits, tuple(self._gates), self._observables))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled programs live in the extension and are rebuilt on demand.
+        return {
+            "n_qubits": self._n_qubits,
+            "gates": list(self._gates),
+            "observables": self._observables,
+            "frozen": self._frozen,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._n_qubits = state["n_qubits"]
+        self._gates = list(state["gates"])
+        self._observables = tuple(state["observables"])
+        self._frozen = state["frozen"]
+        self._programs = {}
+
     def __repr__(self) -> str:
         body = "; ".join(_gate_text(g) for g in self._gates)
         return f"Circuit({self._n_qubits}: {body or 'no gates'}; observe {list(self._observables)})"

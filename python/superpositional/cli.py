@@ -24,9 +24,12 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks: ratios against peers measured in the same run")
     bench.add_argument("--kernels", action="store_true", help="batched simulation, circuits per second")
-    from .benchmarks import kernels
+    bench.add_argument("--step", action="store_true", help="optimizer step time against torch's AdamW")
+    from .benchmarks import common, kernels, step
 
-    kernels.add_arguments(bench, Path("bench-results"))
+    common.add_shared_arguments(bench, Path("bench-results"))
+    kernels.add_arguments(bench)
+    step.add_arguments(bench)
 
     commands.add_parser("info", help="the build, its backends and this machine")
     return parser
@@ -41,9 +44,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("validate: --circuits and --batch must be positive")
         return validate.main(args.circuits, args.batch, args.seed, args.backends, args.json)
     if args.command == "bench":
-        from .benchmarks import kernels
+        from .benchmarks import kernels, step
 
-        return kernels.execute(args)
+        run_all = not (args.kernels or args.step)
+        status = 0
+        if args.kernels or run_all:
+            status |= kernels.execute(args)
+        if args.step or run_all:
+            status |= step.execute(args)
+        return status
     from . import info
 
     return info.main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import statistics
 import subprocess
@@ -12,7 +13,14 @@ from pathlib import Path
 from .._table import format_table
 from ..info import collect
 
-__all__ = ["format_table", "git_commit", "median_seconds", "provenance", "si"]
+__all__ = ["add_shared_arguments", "format_table", "git_commit", "median_seconds", "provenance", "si"]
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    """Options every benchmark takes."""
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--out", type=Path, default=default_out, help="folder for the JSON and PNG results")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def median_seconds(

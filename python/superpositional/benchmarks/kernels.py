@@ -31,7 +31,7 @@ from .._extension import extension
 from ..backends import available_backends
 from ..circuit import Circuit
 from ..simulate import simulate
-from .common import format_table, median_seconds, provenance, si
+from .common import add_shared_arguments, format_table, median_seconds, provenance, si
 
 CIRCUITS: dict[str, Callable[[], Circuit]] = {
     "paper(4)": lambda: circuits.paper(4),
@@ -182,19 +182,15 @@ def plot(data: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None, default_out: Path = Path("bench-results")) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser, default_out)
+    add_shared_arguments(parser, default_out)
+    add_arguments(parser)
     return execute(parser.parse_args(argv))
 
 
-def add_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
-    parser.add_argument("--quick", action="store_true", help="batches 1e2 to 1e4 only (a smoke run)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aer-max", type=int, default=None, help="largest batch given to Aer (default 1e4; quick 1e2)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=default_out, help="folder for kernels.json and kernels.png"
-    )
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def execute(args: argparse.Namespace) -> int:

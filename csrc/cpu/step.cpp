@@ -1,0 +1,245 @@
+// The fused step on the CPU: one pass over each tensor that reads p, g, m, v
+// once, evaluates each group's circuit in SIMD lanes on the values of p at the
+// start of the step, and writes p, m, v (DESIGN.md section 2). Compiled once per
+// instruction set.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "../statevector.h"
+#include "isa.h"
+#include "tiles.h"
+
+namespace sp::cpu::SP_ISA {
+namespace {
+
+// Per-tensor constants of one AdamW step, in the math type S.
+template <class S>
+struct Hyper {
+  S decay;              // 1 - lr * weight_decay
+  S one_minus_beta1;
+  S beta2;
+  S one_minus_beta2;
+  S step_size;          // lr / (1 - beta1^t)
+  S bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+  S eps;
+  S lr_lambda;          // lr * quantum_weight
+  S grad_sign;          // -1 under maximize
+};
+
+template <class S>
+Hyper<S> hyper(const StepParams& p, double t) {
+  Hyper<S> h;
+  h.decay = static_cast<S>(1.0 - p.lr * p.weight_decay);
+  h.one_minus_beta1 = static_cast<S>(1.0 - p.beta1);
+  h.beta2 = static_cast<S>(p.beta2);
+  h.one_minus_beta2 = static_cast<S>(1.0 - p.beta2);
+  h.step_size = static_cast<S>(p.lr / (1.0 - std::pow(p.beta1, t)));
+  h.bias_correction2_sqrt = static_cast<S>(std::sqrt(1.0 - std::pow(p.beta2, t)));
+  h.eps = static_cast<S>(p.eps);
+  h.lr_lambda = static_cast<S>(p.lr * p.quantum_weight);
+  h.grad_sign = static_cast<S>(p.maximize ? -1 : 1);
+  return h;
+}
+
+// AdamW on `count` consecutive elements, in torch's order of operations
+// (param *= 1 - lr wd; m.lerp_(g, 1 - b1); v = v b2 + (1 - b2) g^2;
+// p -= step_size m / (sqrt(v) / sqrt(bc2) + eps)), plus - lr lam e g when kQuantum.
+template <bool kQuantum, class P, class S, class M>
+inline void adamw(P* __restrict p, const P* __restrict g, M* __restrict m, M* __restrict v,
+                  const S* __restrict e, std::int64_t count, const Hyper<S>& h) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) {
+    const S gi = load_as<S>(g[i]) * h.grad_sign;
+    const S mi = m[i] + h.one_minus_beta1 * (gi - m[i]);
+    const S vi = h.beta2 * v[i] + h.one_minus_beta2 * (gi * gi);
+    const S denom = std::sqrt(vi) / h.bias_correction2_sqrt + h.eps;
+    S pi = load_as<S>(p[i]) * h.decay - h.step_size * (mi / denom);
+    if constexpr (kQuantum) pi = pi - h.lr_lambda * e[i] * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = store_as<P>(pi);
+  }
+}
+
+template <class P>
+using MathOf = std::conditional_t<std::is_same_v<P, double>, double, float>;
+
+// Elements per unit of work that one thread takes at a time: plain AdamW, and
+// coverage "all" (whose chunks keep their expectations in L1).
+constexpr std::int64_t kChunkElements = 1 << 14;
+constexpr std::int64_t kChunkGroupsElements = 2048;
+
+// Expectations of the circuits of a tile whose lane l reads its inputs at
+// (offset(l), count(l)), written to e_out at offset(l) - base.
+template <class P, int N, class Place>
+inline void tile_expectations(const Program& prog, const StepTensor& t, int lanes, bool full, std::int64_t base,
+                              MathOf<P> grad_sign, Place place, MathOf<P>* e_out) {
+  using Ops = Lanes<MathOf<P>>;
+  using V = typename Ops::V;
+  const P* p = static_cast<const P*>(t.param);
+  const P* g = static_cast<const P*>(t.grad);
+  V theta[N], grad[N], e[N];  // an input the program never reads stays unset
+  if (prog.uses_params) {
+    if (full) {
+      gather_full<Ops, N>(p + base, theta);
+    } else {
+      gather<Ops, N>(p, lanes, 1, place, theta);
+    }
+  }
+  if (prog.uses_grads) {
+    if (full) {
+      gather_full<Ops, N>(g + base, grad);
+    } else {
+      gather<Ops, N>(g, lanes, 1, place, grad);
+    }
+    for (int k = 0; k < N; ++k) grad[k] = grad[k] * grad_sign;
+  }
+  if (prog.product_only) {
+    product_expectations<Ops, N>(prog, theta, grad, e);
+  } else {
+    State<Ops, N> st;
+    run_state<Ops, N>(prog, theta, grad, st);
+    state_expectations<Ops, N>(prog, st, e);
+  }
+  if (full) {
+    scatter_full<Ops, N>(e, e_out);
+  } else {
+    scatter<Ops, N>(e, lanes, [&](int l, std::int64_t& offset, int& count) {
+      place(l, offset, count);
+      offset -= base;
+    }, e_out);
+  }
+}
+
+template <class P, int N>
+void step_tensor(const Program& prog, const StepParams& sp, const StepTensor& t) {
+  using S = MathOf<P>;
+  using M = S;
+  using Ops = Lanes<S>;
+  constexpr int W = Ops::kWidth;
+  if (t.numel == 0) return;
+  const Hyper<S> h = hyper<S>(sp, static_cast<double>(*t.step));
+  P* p = static_cast<P*>(t.param);
+  const P* g = static_cast<const P*>(t.grad);
+  M* m = static_cast<M*>(t.exp_avg);
+  M* v = static_cast<M*>(t.exp_avg_sq);
+  const bool quantum = sp.quantum_weight != 0.0;
+
+  if (sp.coverage == Coverage::kPaper || !quantum) {
+    const std::int64_t chunks = (t.numel + kChunkElements - 1) / kChunkElements;
+#pragma omp for schedule(static) nowait
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      std::int64_t begin = c * kChunkElements;
+      const std::int64_t end = std::min(t.numel, begin + kChunkElements);
+      if (c == 0 && quantum) {
+        // The one group of the paper's coverage: the first n elements, read
+        // before this same thread updates them.
+        const int count = static_cast<int>(std::min<std::int64_t>(N, t.numel));
+        alignas(64) S e[N];
+        tile_expectations<P, N>(prog, t, 1, false, 0, h.grad_sign,
+                                [&](int, std::int64_t& offset, int& n) {
+                                  offset = 0;
+                                  n = count;
+                                },
+                                e);
+        adamw<true>(p, g, m, v, e, count, h);
+        begin = count;
+      }
+      adamw<false>(p + begin, g + begin, m + begin, v + begin, static_cast<const S*>(nullptr), end - begin, h);
+    }
+    return;
+  }
+
+  // Coverage "all": groups of N consecutive elements of each row, in order;
+  // consecutive groups cover consecutive elements, so a tile of W groups is one
+  // contiguous range.
+  const std::int64_t row = t.row_length;
+  const std::int64_t groups_per_row = (row + N - 1) / N;
+  const std::int64_t groups = (t.numel / row) * groups_per_row;
+  const bool rows_divide = row % N == 0;
+  const std::int64_t tiles = (groups + W - 1) / W;
+  // A chunk's circuits all run before its AdamW pass, so that pass is one long
+  // vector loop and e stays in L1.
+  constexpr std::int64_t kTilesPerChunk = std::max<std::int64_t>(1, kChunkGroupsElements / (W * N));
+  const std::int64_t chunks = (tiles + kTilesPerChunk - 1) / kTilesPerChunk;
+  auto locate = [&](std::int64_t q, std::int64_t& offset, int& count) {
+    if (rows_divide) {
+      offset = q * N;
+      count = N;
+      return;
+    }
+    const std::int64_t r = q / groups_per_row, k = q % groups_per_row;
+    offset = r * row + k * N;
+    count = static_cast<int>(std::min<std::int64_t>(N, row - k * N));
+  };
+#pragma omp for schedule(static) nowait
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t first_tile = c * kTilesPerChunk;
+    const std::int64_t last_group = std::min(groups, (first_tile + kTilesPerChunk) * W) - 1;
+    std::int64_t begin, last_offset;
+    int count;
+    locate(first_tile * W, begin, count);
+    locate(last_group, last_offset, count);
+    const std::int64_t end = last_offset + count;
+    alignas(64) S e[kTilesPerChunk * W * N];
+    for (std::int64_t tile = first_tile; tile * W <= last_group; ++tile) {
+      const std::int64_t q0 = tile * W;
+      const int lanes = static_cast<int>(std::min<std::int64_t>(W, groups - q0));
+      auto place = [&](int l, std::int64_t& offset, int& n) { locate(q0 + l, offset, n); };
+      std::int64_t tile_begin;
+      place(0, tile_begin, count);
+      // While the circuits compute, bring in the m and v lines this tile's
+      // AdamW pass will touch, a few per tile so the loads stay spread out.
+      for (std::int64_t i = tile_begin; i < std::min(end, tile_begin + W * N); i += 64 / sizeof(M)) {
+        __builtin_prefetch(m + i, 1, 3);
+        __builtin_prefetch(v + i, 1, 3);
+      }
+      tile_expectations<P, N>(prog, t, lanes, rows_divide && lanes == W, tile_begin, h.grad_sign, place,
+                              e + (tile_begin - begin));
+    }
+    adamw<true>(p + begin, g + begin, m + begin, v + begin, e, end - begin, h);
+  }
+}
+
+template <class P, int N>
+void step_all_tensors(const Program& prog, const StepParams& sp) {
+  const int threads = sp.num_threads > 0 ? sp.num_threads : omp_get_max_threads();
+#pragma omp parallel num_threads(threads)
+  for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, N>(prog, sp, sp.tensors[i]);
+}
+
+template <class P>
+void step_typed(const Program& prog, const StepParams& sp) {
+  static_assert(kMaxQubits == 10, "one case per qubit count");
+  switch (prog.n_qubits) {
+    case 1: return step_all_tensors<P, 1>(prog, sp);
+    case 2: return step_all_tensors<P, 2>(prog, sp);
+    case 3: return step_all_tensors<P, 3>(prog, sp);
+    case 4: return step_all_tensors<P, 4>(prog, sp);
+    case 5: return step_all_tensors<P, 5>(prog, sp);
+    case 6: return step_all_tensors<P, 6>(prog, sp);
+    case 7: return step_all_tensors<P, 7>(prog, sp);
+    case 8: return step_all_tensors<P, 8>(prog, sp);
+    case 9: return step_all_tensors<P, 9>(prog, sp);
+    case 10: return step_all_tensors<P, 10>(prog, sp);
+    default: return;
+  }
+}
+
+}  // namespace
+
+void step(const Program& prog, const StepParams& sp) {
+  // Every tensor's step counter moves first, serially; the parallel pass reads them.
+  for (int i = 0; i < sp.n_tensors; ++i) *sp.tensors[i].step += 1.0f;
+  switch (sp.dtype) {
+    case ParamType::kFloat32: return step_typed<float>(prog, sp);
+    case ParamType::kFloat64: return step_typed<double>(prog, sp);
+    case ParamType::kBFloat16: return step_typed<BFloat16>(prog, sp);
+    case ParamType::kFloat16: return step_typed<_Float16>(prog, sp);
+  }
+}
+
+}  // namespace sp::cpu::SP_ISA

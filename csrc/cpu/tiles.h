@@ -1,0 +1,181 @@
+// Moving tiles of circuits between memory (one circuit's n inputs or outputs
+// next to each other) and SIMD lanes (one vector per qubit, one lane per
+// circuit), with the storage-type conversions of the fused step.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "simd.h"
+
+namespace sp::cpu {
+
+// Parameter storage types the step reads and writes. bfloat16 is kept as its
+// bits; conversions round to nearest even, as torch does.
+struct BFloat16 {
+  std::uint16_t bits;
+};
+
+inline float to_float(BFloat16 x) {
+  const std::uint32_t u = static_cast<std::uint32_t>(x.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+template <class To>
+inline To from_float(float f);
+
+template <>
+inline BFloat16 from_float<BFloat16>(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return BFloat16{0x7fc0};  // NaN stays a (quiet) NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return BFloat16{static_cast<std::uint16_t>(u >> 16)};
+}
+
+// Load a storage value as the math type S, and store S back to storage.
+template <class S, class P>
+inline S load_as(const P& x) {
+  if constexpr (std::is_same_v<P, BFloat16>) {
+    return static_cast<S>(to_float(x));
+  } else {
+    return static_cast<S>(x);
+  }
+}
+
+template <class P, class S>
+inline P store_as(S x) {
+  if constexpr (std::is_same_v<P, BFloat16>) {
+    return from_float<BFloat16>(static_cast<float>(x));
+  } else {
+    return static_cast<P>(x);
+  }
+}
+
+// Permutations between memory order (circuit after circuit, n values each) and
+// lane order (one native vector per qubit), for a full tile of native-width
+// circuits with n a power of two: log2(n) rounds of two-source shuffles (the perfect-shuffle network).
+// Other n go through a small buffer.
+template <class Ops>
+struct Shuffle {
+  using V = typename Ops::V;
+  using I = typename Ops::I;
+  using IS = typename Ops::IS;
+  static constexpr int W = Ops::kWidth;
+
+  template <class F, std::size_t... L>
+  static constexpr I mask(F f, std::index_sequence<L...>) {
+    return I{static_cast<IS>(f(static_cast<int>(L)))...};
+  }
+  static constexpr I kEven = mask([](int i) { return 2 * i; }, std::make_index_sequence<W>{});
+  static constexpr I kOdd = mask([](int i) { return 2 * i + 1; }, std::make_index_sequence<W>{});
+  static constexpr I kLow = mask([](int i) { return i / 2 + (i % 2) * W; }, std::make_index_sequence<W>{});
+  static constexpr I kHigh = mask([](int i) { return W / 2 + i / 2 + (i % 2) * W; }, std::make_index_sequence<W>{});
+
+  // v[0..n) in memory order -> v[k] = qubit k of every lane.
+  template <int N>
+  static inline __attribute__((always_inline)) void to_lanes(V* v) {
+    for (int round = 1; round < N; round *= 2) {
+      V next[N];
+      for (int i = 0; i < N / 2; ++i) {
+        next[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], kEven);
+        next[N / 2 + i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], kOdd);
+      }
+      for (int i = 0; i < N; ++i) v[i] = next[i];
+    }
+  }
+
+  // The inverse of to_lanes.
+  template <int N>
+  static inline __attribute__((always_inline)) void to_memory(V* v) {
+    for (int round = 1; round < N; round *= 2) {
+      V next[N];
+      for (int i = 0; i < N / 2; ++i) {
+        next[2 * i] = __builtin_shuffle(v[i], v[N / 2 + i], kLow);
+        next[2 * i + 1] = __builtin_shuffle(v[i], v[N / 2 + i], kHigh);
+      }
+      for (int i = 0; i < N; ++i) v[i] = next[i];
+    }
+  }
+};
+
+constexpr bool is_power_of_two(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// A full tile: lane l reads src[l * N + k].
+template <class Ops, int N, class P>
+inline void gather_full(const P* src, typename Ops::V* dst) {
+  using S = typename Ops::S;
+  constexpr int W = Ops::kWidth;
+  if constexpr (std::is_same_v<P, S> && is_power_of_two(N)) {
+    using Native = typename Ops::Native;
+    constexpr int w = Native::kWidth;
+    for (int piece = 0; piece < Ops::kPieces; ++piece) {
+      typename Native::V v[N];
+      for (int i = 0; i < N; ++i) v[i] = Native::load(src + piece * w * N + i * w);
+      Shuffle<Native>::template to_lanes<N>(v);
+      for (int k = 0; k < N; ++k) dst[k].part[piece] = v[k];
+    }
+  } else {
+    alignas(64) S buf[N][W];
+    for (int l = 0; l < W; ++l)
+      for (int k = 0; k < N; ++k) buf[k][l] = load_as<S>(src[l * N + k]);
+    for (int k = 0; k < N; ++k) dst[k] = Ops::load(buf[k]);
+  }
+}
+
+template <class Ops, int N, class P, class Place>
+inline void gather(const P* src, int lanes, std::int64_t col_stride, Place place, typename Ops::V* dst) {
+  using S = typename Ops::S;
+  constexpr int W = Ops::kWidth;
+  alignas(64) S buf[N][W];
+  for (int l = 0; l < W; ++l) {
+    std::int64_t offset = 0;
+    int count = 0;
+    if (l < lanes) place(l, offset, count);
+    for (int k = 0; k < N; ++k) buf[k][l] = k < count ? load_as<S>(src[offset + k * col_stride]) : S(0);
+  }
+  for (int k = 0; k < N; ++k) dst[k] = Ops::load(buf[k]);
+}
+
+// The inverse of gather for outputs: lane l writes k < count(l) values.
+template <class Ops, int N, class Place>
+inline void scatter(const typename Ops::V* src, int lanes, Place place, typename Ops::S* dst) {
+  using S = typename Ops::S;
+  constexpr int W = Ops::kWidth;
+  alignas(64) S buf[N][W];
+  for (int k = 0; k < N; ++k) Ops::store(buf[k], src[k]);
+  for (int l = 0; l < lanes; ++l) {
+    std::int64_t offset = 0;
+    int count = 0;
+    place(l, offset, count);
+    for (int k = 0; k < count; ++k) dst[offset + k] = buf[k][l];
+  }
+}
+
+// A full tile: lane l writes dst[l * N + k].
+template <class Ops, int N>
+inline void scatter_full(const typename Ops::V* src, typename Ops::S* dst) {
+  using S = typename Ops::S;
+  constexpr int W = Ops::kWidth;
+  if constexpr (is_power_of_two(N)) {
+    using Native = typename Ops::Native;
+    constexpr int w = Native::kWidth;
+    for (int piece = 0; piece < Ops::kPieces; ++piece) {
+      typename Native::V v[N];
+      for (int k = 0; k < N; ++k) v[k] = src[k].part[piece];
+      Shuffle<Native>::template to_memory<N>(v);
+      for (int i = 0; i < N; ++i) Native::store(dst + piece * w * N + i * w, v[i]);
+    }
+  } else {
+    alignas(64) S buf[N][W];
+    for (int k = 0; k < N; ++k) Ops::store(buf[k], src[k]);
+    for (int l = 0; l < W; ++l)
+      for (int k = 0; k < N; ++k) dst[l * N + k] = buf[k][l];
+  }
+}
+
+}  // namespace sp::cpu

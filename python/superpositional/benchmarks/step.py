@@ -1,0 +1,236 @@
+"""Optimizer step time: SuperpositionalAdamW (fused kernel) against torch.optim.AdamW and our torch backend.
+
+One float32 parameter of ``2^k`` elements (shaped ``[2^k / 1024, 1024]``, so coverage
+"all" groups rows of 1024) with a fixed random gradient. Runs are interleaved (every
+configuration steps once per round, rounds repeated) and the median is reported, so
+that every ratio compares runs made side by side. Achieved bandwidth counts the floor
+of 28 bytes per float32 parameter (read p, g, m, v; write p, m, v); a plain copy of
+the parameter (8 bytes per element) is measured in the same run as the machine's
+attainable bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import circuits
+from ..backends import available_backends
+from ..optimizer import SuperpositionalAdamW
+from .common import add_shared_arguments, format_table, provenance
+
+BYTES_PER_PARAM = 28
+SIZES = [16, 18, 20, 22, 23, 24]
+QUICK_SIZES = [14, 16]
+# Our torch backend simulates a [groups, 2^n] complex state per tensor: keep it to sizes that finish.
+TORCH_BACKEND_MAX = 22
+PEER = "adamw fused"
+
+
+def configurations(device: str, torch_backend_max: int) -> dict[str, tuple[Callable, int]]:
+    """name -> (optimizer factory, largest log2 size it runs at)."""
+    kernel = "cpu" if device == "cpu" else device
+    entangled = circuits.entangled(4)
+    paper = circuits.paper(4)
+    configs: dict[str, tuple[Callable, int]] = {
+        PEER: (lambda p: torch.optim.AdamW([p], fused=True), 99),
+        "adamw foreach": (lambda p: torch.optim.AdamW([p], foreach=True), 99),
+        "ours paper paper(4)": (lambda p: SuperpositionalAdamW([p], backend=kernel), 99),
+        "ours all paper(4)": (
+            lambda p: SuperpositionalAdamW([p], coverage="all", circuit=paper, backend=kernel),
+            99,
+        ),
+        "ours all entangled(4)": (
+            lambda p: SuperpositionalAdamW([p], coverage="all", circuit=entangled, backend=kernel),
+            99,
+        ),
+        "torch-backend paper paper(4)": (
+            lambda p: SuperpositionalAdamW([p], backend="torch"),
+            torch_backend_max,
+        ),
+        "torch-backend all entangled(4)": (
+            lambda p: SuperpositionalAdamW([p], coverage="all", circuit=entangled, backend="torch"),
+            torch_backend_max,
+        ),
+    }
+    if kernel not in available_backends():
+        configs = {k: v for k, v in configs.items() if not k.startswith("ours")}
+    return configs
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Callable[[], object], device: str) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    fn()
+    _synchronize(device)
+    return time.perf_counter() - start
+
+
+def run(sizes: list[int], rounds: int, device: str, torch_backend_max: int, progress: bool = True) -> dict:
+    configs = configurations(device, torch_backend_max)
+    results = []
+    bar = tqdm(
+        total=sum(1 + rounds for k in sizes for c in configs.values() if k <= c[1])
+        + len(sizes) * (1 + rounds),
+        desc="bench step",
+        unit="step",
+        disable=not progress,
+    )
+    for k in sizes:
+        n = 2**k
+        generator = torch.Generator(device="cpu").manual_seed(k)
+        shape = (max(n // 1024, 1), min(n, 1024))
+        active = {name: factory for name, (factory, max_k) in configs.items() if k <= max_k}
+        runners = {}
+        for name, factory in active.items():
+            p = torch.nn.Parameter(torch.randn(shape, generator=generator).to(device))
+            p.grad = torch.randn(shape, generator=generator).to(device)
+            opt = factory(p)
+            opt.step()  # warm-up; creates the state
+            bar.update()
+            runners[name] = opt.step
+        source = torch.randn(shape, generator=generator).to(device)
+        target = torch.empty_like(source)
+        runners["copy (8 B/param)"] = lambda t=target, s=source: t.copy_(s)
+        runners["copy (8 B/param)"]()
+        bar.update()
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(rounds):
+            for name, fn in runners.items():
+                times[name].append(_timed(fn, device))
+                bar.update()
+        peer = statistics.median(times[PEER])
+        for name, samples in times.items():
+            median = statistics.median(samples)
+            moved = 8 * n if name.startswith("copy") else BYTES_PER_PARAM * n
+            results.append(
+                {
+                    "config": name,
+                    "log2_params": k,
+                    "params": n,
+                    "seconds": median,
+                    "seconds_all": samples,
+                    "gbytes_per_s": moved / median / 1e9,
+                    "vs_adamw_fused": median / peer,
+                }
+            )
+        del runners
+    bar.close()
+    return {
+        "benchmark": "step",
+        "device": device,
+        "dtype": "float32",
+        "rounds": rounds,
+        **provenance(),
+        "results": results,
+    }
+
+
+def table(data: dict) -> str:
+    names = list(dict.fromkeys(r["config"] for r in data["results"]))
+    sizes = sorted({r["log2_params"] for r in data["results"]})
+    index = {(r["config"], r["log2_params"]): r for r in data["results"]}
+    header = ["config", *(f"2^{k}" for k in sizes)]
+    rows = []
+    for name in names:
+        cells = [name]
+        for k in sizes:
+            r = index.get((name, k))
+            cells.append(
+                "-"
+                if r is None
+                else f"{r['seconds'] * 1e3:.3g} ms {r['vs_adamw_fused']:.2f}x {r['gbytes_per_s']:.0f} GB/s"
+            )
+        rows.append(cells)
+    lines = [
+        f"step time (median of {data['rounds']} interleaved rounds), ratio to torch AdamW(fused=True), "
+        f"achieved bandwidth at 28 B/param ({data['device']}, float32)",
+        format_table(header, rows),
+    ]
+    speedups = []
+    for k in sizes:
+        ours = index.get(("ours all entangled(4)", k))
+        slow = index.get(("torch-backend all entangled(4)", k))
+        if ours and slow:
+            speedups.append(f"2^{k}: {slow['seconds'] / ours['seconds']:.0f}x")
+    if speedups:
+        lines.append("fused kernel vs our torch backend, coverage all, entangled(4): " + ", ".join(speedups))
+    return "\n".join(lines)
+
+
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name in dict.fromkeys(r["config"] for r in data["results"]):
+        points = sorted(
+            (r["params"], r["seconds"], r["vs_adamw_fused"]) for r in data["results"] if r["config"] == name
+        )
+        sizes, seconds, ratios = zip(*points)
+        left.loglog(sizes, [s * 1e3 for s in seconds], marker="o", label=name)
+        if not name.startswith(("copy", "torch-backend", "adamw foreach")):
+            right.semilogx(sizes, ratios, marker="o", label=name)
+    left.set_xlabel("parameters")
+    left.set_ylabel("step time (ms)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7)
+    right.axhline(1.0, color="gray", lw=0.8)
+    right.axhline(2.0, color="red", lw=0.8, ls="--", label="CPU target (all): 2x")
+    right.set_xlabel("parameters")
+    right.set_ylabel("time / AdamW(fused=True)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=7)
+    env = data["environment"]
+    fig.suptitle(f"optimizer step, {data['device']}: {env.get('gpu', env['cpu'])}, commit {data['commit']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None, default_out: Path = Path("bench-results")) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_shared_arguments(parser, default_out)
+    add_arguments(parser)
+    return execute(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per size (default 9)")
+    parser.add_argument(
+        "--max-log2", type=int, default=None, help="largest size, as log2 of the parameter count"
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.max_log2 is not None:
+        sizes = [k for k in sizes if k <= args.max_log2]
+    data = run(sizes, 3 if args.quick else args.rounds, args.device, TORCH_BACKEND_MAX)
+    print(table(data))
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "step" if args.device == "cpu" else f"step-{args.device}"
+    (args.out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {args.out / f'{name}.json'}")
+    if not args.no_plot:
+        try:
+            plot(data, args.out / f"{name}.png")
+            print(f"wrote {args.out / f'{name}.png'}")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
+    return 0

@@ -1,0 +1,161 @@
+"""Bad input to SuperpositionalAdamW: a clear error naming the problem, and nothing changed (DESIGN.md 8)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import superpositional as sp
+
+
+def _snapshot(opt, params):
+    state = {p: {name: value.clone() for name, value in entries.items()} for p, entries in opt.state.items()}
+    return [p.detach().clone() for p in params], state
+
+
+def _assert_unchanged(opt, params, snapshot):
+    values, state = snapshot
+    for p, before in zip(params, values):
+        assert torch.equal(p.detach(), before)
+    assert set(opt.state) == set(state)
+    for p, entries in state.items():
+        for name, value in entries.items():
+            assert torch.equal(opt.state[p][name], value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(lr=float("nan")), ValueError, "lr must be finite"),
+        (dict(lr=-1e-3), ValueError, "lr must be >= 0"),
+        (dict(lr=torch.tensor([1e-3, 2e-3])), ValueError, "exactly one element"),
+        (dict(eps=float("inf")), ValueError, "eps must be finite"),
+        (dict(weight_decay=float("nan")), ValueError, "weight_decay must be finite"),
+        (dict(quantum_weight=float("inf")), ValueError, "quantum_weight must be finite"),
+        (dict(quantum_weight="big"), TypeError, "quantum_weight must be a real number"),
+        (dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\)"),
+        (dict(betas=(float("nan"), 0.99)), ValueError, r"betas\[0\]"),
+        (dict(betas=0.9), ValueError, "pair"),
+        (dict(coverage="some"), ValueError, "coverage must be 'paper' or 'all'"),
+        (dict(circuit="paper"), TypeError, "superpositional.Circuit"),
+        (dict(backend="gpu"), ValueError, "backend must be one of"),
+        (dict(amsgrad=True), ValueError, "amsgrad"),
+        (dict(maximize=1), TypeError, "maximize must be a bool"),
+    ],
+)
+def test_bad_options_are_refused_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        sp.SuperpositionalAdamW([torch.nn.Parameter(torch.zeros(3))], **kwargs)
+
+
+def test_a_bad_param_group_is_refused_and_the_optimizer_keeps_its_groups():
+    opt = sp.SuperpositionalAdamW([torch.nn.Parameter(torch.zeros(3))])
+    with pytest.raises(ValueError, match="coverage"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "coverage": "none"})
+    assert len(opt.param_groups) == 1
+
+
+def _two_groups(rng_seed=0):
+    torch.manual_seed(rng_seed)
+    good = torch.nn.Parameter(torch.randn(4, 3))
+    bad = torch.nn.Parameter(torch.randn(5))
+    opt = sp.SuperpositionalAdamW([{"params": [good]}, {"params": [bad]}], quantum_weight=0.3, coverage="all")
+    good.grad = torch.randn(4, 3)
+    bad.grad = torch.randn(5)
+    opt.step()  # a first step, so that state exists
+    good.grad = torch.randn(4, 3)
+    return opt, good, bad
+
+
+def test_sparse_gradient_changes_nothing():
+    opt, good, bad = _two_groups()
+    bad.grad = torch.randn(5).to_sparse()
+    snapshot = _snapshot(opt, [good, bad])
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        opt.step()
+    _assert_unchanged(opt, [good, bad], snapshot)
+
+
+def test_hyperparameter_made_non_finite_later_changes_nothing():
+    opt, good, bad = _two_groups()
+    bad.grad = torch.randn(5)
+    opt.param_groups[1]["lr"] = float("nan")
+    snapshot = _snapshot(opt, [good, bad])
+    with pytest.raises(ValueError, match="lr must be finite"):
+        opt.step()
+    _assert_unchanged(opt, [good, bad], snapshot)
+
+
+def test_unsupported_dtype_changes_nothing():
+    p = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    opt = sp.SuperpositionalAdamW([p])
+    p.grad = torch.randn(3, dtype=torch.complex64)
+    before = p.detach().clone()
+    with pytest.raises(TypeError, match="float32, float64, bfloat16 or float16"):
+        opt.step()
+    assert torch.equal(p.detach(), before) and not opt.state
+
+
+def test_mixed_devices_in_one_group_are_refused():
+    cpu = torch.nn.Parameter(torch.randn(3))
+    meta = torch.nn.Parameter(torch.empty(3, device="meta"))
+    opt = sp.SuperpositionalAdamW([cpu, meta])
+    cpu.grad = torch.randn(3)
+    meta.grad = torch.empty(3, device="meta")
+    before = cpu.detach().clone()
+    with pytest.raises(RuntimeError, match="share one device"):
+        opt.step()
+    assert torch.equal(cpu.detach(), before) and not opt.state
+
+
+def test_cpu_backend_refuses_other_devices():
+    meta = torch.nn.Parameter(torch.empty(3, device="meta"))
+    opt = sp.SuperpositionalAdamW([meta], backend="cpu")
+    meta.grad = torch.empty(3, device="meta")
+    with pytest.raises(ValueError, match="backend 'cpu' steps CPU parameters, got parameters on meta"):
+        opt.step()
+    assert not opt.state
+
+
+def test_state_dict_of_the_wrong_shape_is_refused_before_anything_changes():
+    opt, good, bad = _two_groups()
+    bad.grad = torch.randn(5)
+    opt.step()
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["state"][0]["exp_avg"] = torch.zeros(3, 4)
+    snapshot = _snapshot(opt, [good, bad])
+    groups_before = copy.deepcopy([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups])
+    message = r"exp_avg of parameter 0 has shape \[3, 4\], but the parameter has shape"
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(state_dict)
+    _assert_unchanged(opt, [good, bad], snapshot)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups_before
+
+
+def test_state_dict_with_other_groups_is_refused():
+    opt, good, bad = _two_groups()
+    other = sp.SuperpositionalAdamW([good, bad])
+    with pytest.raises(ValueError, match="param groups do not match"):
+        opt.load_state_dict(other.state_dict())
+
+
+def test_state_dict_with_bad_options_is_refused():
+    opt, _, _ = _two_groups()
+    state_dict = copy.deepcopy(opt.state_dict())
+    state_dict["param_groups"][0]["coverage"] = "everything"
+    with pytest.raises(ValueError, match="coverage"):
+        opt.load_state_dict(state_dict)
+    assert opt.param_groups[0]["coverage"] == "all"
+
+
+def test_amsgrad_checkpoint_is_refused():
+    p = torch.nn.Parameter(torch.randn(4))
+    adamw = torch.optim.AdamW([p], amsgrad=True)
+    p.grad = torch.randn(4)
+    adamw.step()
+    opt = sp.SuperpositionalAdamW([p])
+    with pytest.raises(ValueError, match="amsgrad"):
+        opt.load_state_dict(adamw.state_dict())
+    assert not opt.state
