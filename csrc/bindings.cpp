@@ -16,6 +16,9 @@
 #include "circuit.h"
 #include "compile.h"
 #include "cpu/kernels.h"
+#ifdef SP_WITH_CUDA
+#include "cuda/kernels.h"
+#endif
 
 namespace py = pybind11;
 
@@ -125,6 +128,72 @@ void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, co
   sp::cpu::kernels().step(prog, p);
 }
 
+#ifdef SP_WITH_CUDA
+// `program` is the address of a device copy of the Program (see Program.to_bytes).
+void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t params,
+                   std::pair<std::int64_t, std::int64_t> params_stride, std::uintptr_t grads,
+                   std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out, std::uintptr_t state,
+                   std::int64_t batch, const std::string& dtype, std::uintptr_t stream) {
+  if (batch < 0) throw std::invalid_argument("batch must be non-negative");
+  if (program == 0 || out == 0) throw std::invalid_argument("missing device buffer");
+  if (host_program.uses_params && params == 0) throw std::invalid_argument("this circuit reads parameters: pass params");
+  if (host_program.uses_grads && grads == 0) throw std::invalid_argument("this circuit reads gradients: pass grads");
+  sp::cuda::SimulateParams p;
+  p.program = reinterpret_cast<const sp::Program*>(program);
+  p.product_only = host_program.product_only;
+  p.uses_params = host_program.uses_params;
+  p.uses_grads = host_program.uses_grads;
+  p.n_qubits = host_program.n_qubits;
+  p.params = as_pointer(params);
+  p.params_stride[0] = params_stride.first;
+  p.params_stride[1] = params_stride.second;
+  p.grads = as_pointer(grads);
+  p.grads_stride[0] = grads_stride.first;
+  p.grads_stride[1] = grads_stride.second;
+  p.out = reinterpret_cast<void*>(out);
+  p.state = reinterpret_cast<void*>(state);
+  p.batch = batch;
+  p.dtype = dtype_from_name(dtype);
+  p.stream = reinterpret_cast<void*>(stream);
+  py::gil_scoped_release release;
+  sp::cuda::simulate(p);
+}
+
+void step_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t tensors, int n_tensors,
+               const std::string& dtype, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
+               double weight_decay, double quantum_weight, bool maximize, const std::string& coverage,
+               std::uintptr_t stream) {
+  if (n_tensors < 0) throw std::invalid_argument("n_tensors must be non-negative");
+  if (n_tensors > 0 && (tensors == 0 || program == 0)) throw std::invalid_argument("missing tensor table or program");
+  sp::cuda::StepParams p;
+  p.program = reinterpret_cast<const sp::Program*>(program);
+  p.n_qubits = host_program.n_qubits;
+  p.product_only = host_program.product_only;
+  p.tensors = reinterpret_cast<const sp::cuda::StepTensor*>(tensors);
+  p.n_tensors = n_tensors;
+  p.dtype = param_type_from_name(dtype);
+  p.lr = lr;
+  p.lr_device = reinterpret_cast<const float*>(lr_device);
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.eps = eps;
+  p.weight_decay = weight_decay;
+  p.quantum_weight = quantum_weight;
+  p.maximize = maximize;
+  p.coverage = coverage_from_name(coverage);
+  p.stream = reinterpret_cast<void*>(stream);
+  for (int i = 0; i < n_tensors; ++i) {
+    const sp::cuda::StepTensor& t = p.tensors[i];
+    if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
+    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
+  }
+  py::gil_scoped_release release;
+  sp::cuda::step(p);
+}
+#endif
+
 py::tuple observable_tuple(const sp::PauliString& s) { return py::make_tuple(s.x_mask, s.z_mask, bool(s.negative)); }
 
 }  // namespace
@@ -174,6 +243,9 @@ PYBIND11_MODULE(_C, m) {
                                }
                                return blocks;
                              })
+      .def("to_bytes",
+           [](const sp::Program& p) { return py::bytes(reinterpret_cast<const char*>(&p), sizeof(sp::Program)); },
+           "The plain struct's bytes, to copy to a device as-is.")
       .def_property_readonly("observables",
                              [](const sp::Program& p) {
                                py::list out;
@@ -208,6 +280,19 @@ PYBIND11_MODULE(_C, m) {
       py::dict(py::arg("const") = int(sp::kConst), py::arg("param") = int(sp::kParam), py::arg("grad") = int(sp::kGrad));
 #ifdef SP_WITH_CUDA
   m.attr("cuda_compiled") = true;
+  m.def("simulate_cuda", &simulate_cuda, py::arg("host_program"), py::arg("program"), py::arg("params"),
+        py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"),
+        py::arg("batch"), py::arg("dtype"), py::arg("stream"));
+  m.def("step_cuda", &step_cuda, py::arg("host_program"), py::arg("program"), py::arg("tensors"),
+        py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"), py::arg("lr_device"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"),
+        py::arg("coverage"), py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
+  m.def("cuda_devices", [] {
+    const sp::cuda::DeviceInfo info = sp::cuda::device_info();
+    return py::dict(py::arg("count") = info.count, py::arg("capability") = py::make_tuple(info.major, info.minor),
+                    py::arg("multiprocessors") = info.multiprocessors);
+  });
+  m.attr("cuda_architectures") = std::string(SP_CUDA_ARCHITECTURES);
 #else
   m.attr("cuda_compiled") = false;
 #endif

@@ -173,7 +173,7 @@ Program compile(int n_qubits, const std::vector<Gate>& gates, const std::vector<
       if (!kept[i] || gates[i].q0 != q || is_two_qubit(gates[i].kind)) continue;
       in_prefix[i] = true;
       if (folding && is_constant(gates[i])) {
-        apply_gate<HostDouble>(gates[i], nullptr, nullptr, a0, a1);
+        apply_gate<HostDouble, 1>(gates[i], nullptr, nullptr, a0, a1);  // constant angles read no input
         continue;
       }
       folding = false;

@@ -40,19 +40,35 @@ struct Complex {
 
 // --- angles and one-qubit gates -------------------------------------------
 
-// angle = scale * input[index] + offset, read from this lane's inputs.
-template <class Ops>
+// values[index] for an index known only at run time. On the GPU a register
+// array indexed at run time moves to local memory, so there the element is
+// selected by an unrolled comparison; the CPU simply indexes its stack array.
+template <class Ops, int N>
+SP_INLINE typename Ops::V pick(const typename Ops::V* values, int index) {
+#if defined(__CUDA_ARCH__)
+  typename Ops::V out = values[0];
+#pragma unroll
+  for (int k = 1; k < N; ++k)
+    if (k == index) out = values[k];
+  return out;
+#else
+  return values[index];
+#endif
+}
+
+// angle = scale * input[index] + offset, read from this lane's N inputs.
+template <class Ops, int N>
 SP_INLINE typename Ops::V angle_value(const Angle& a, const typename Ops::V* theta,
                                       const typename Ops::V* grad) {
   using S = typename Ops::S;
   const auto offset = Ops::splat(static_cast<S>(a.offset));
   if (a.source == kConst) return offset;
-  const auto& input = a.source == kParam ? theta[a.index] : grad[a.index];
+  const auto input = pick<Ops, N>(a.source == kParam ? theta : grad, a.index);
   return input * static_cast<S>(a.scale) + offset;
 }
 
 // Applies one gate to the 2-vector (a0, a1) of amplitudes of its qubit.
-template <class Ops>
+template <class Ops, int N>
 SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
                           Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
   using V = typename Ops::V;
@@ -72,7 +88,7 @@ SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typ
     return;
   }
   V s, c;
-  Ops::sincos(angle_value<Ops>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
+  Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
   if (g.kind == kRX) {  // [[c, -is], [-is, c]]
     const Complex<V> b0{c * a0.re + s * a1.im, c * a0.im - s * a1.re};
     const Complex<V> b1{s * a0.im + c * a1.re, c * a1.im - s * a0.re};
@@ -93,7 +109,7 @@ SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typ
 
 // Qubit q's state before its first two-qubit gate: its folded initial state,
 // then its remaining prefix gates.
-template <class Ops>
+template <class Ops, int N>
 SP_INLINE void prepare_qubit(const Program& prog, int q, const typename Ops::V* theta, const typename Ops::V* grad,
                              Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
   using S = typename Ops::S;
@@ -101,11 +117,11 @@ SP_INLINE void prepare_qubit(const Program& prog, int q, const typename Ops::V* 
   a0 = {Ops::splat(static_cast<S>(init[0])), Ops::splat(static_cast<S>(init[1]))};
   a1 = {Ops::splat(static_cast<S>(init[2])), Ops::splat(static_cast<S>(init[3]))};
   for (int i = prog.prefix_begin[q]; i < prog.prefix_begin[q + 1]; ++i)
-    apply_gate<Ops>(prog.gates[i], theta, grad, a0, a1);
+    apply_gate<Ops, N>(prog.gates[i], theta, grad, a0, a1);
 }
 
 // The same for a qubit in prog.real_prefix, on real amplitudes (H, X and RY only).
-template <class Ops>
+template <class Ops, int N>
 SP_INLINE void prepare_real_qubit(const Program& prog, int q, const typename Ops::V* theta,
                                   const typename Ops::V* grad, typename Ops::V& a0, typename Ops::V& a1) {
   using V = typename Ops::V;
@@ -125,7 +141,7 @@ SP_INLINE void prepare_real_qubit(const Program& prog, int q, const typename Ops
       a1 = t;
     } else {  // kRY
       V s, c;
-      Ops::sincos(angle_value<Ops>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
+      Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
       const V b0 = c * a0 - s * a1;
       a1 = s * a0 + c * a1;
       a0 = b0;
@@ -155,30 +171,52 @@ template <class Ops, int N>
 SP_INLINE void product_expectations(const Program& prog, const typename Ops::V* theta,
                                     const typename Ops::V* grad, typename Ops::V* out) {
   using V = typename Ops::V;
-  V factor[3 * N];  // factor[3 q + P] = <P> on qubit q, P = 0 X, 1 Y, 2 Z
+  V factor[N][3];  // factor[q][P] = <P> on qubit q, P = 0 X, 1 Y, 2 Z; set where needed
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
   for (int q = 0; q < N; ++q) {
     const unsigned needed = prog.paulis_needed[q];
     if (!needed) continue;
     if (prog.real_prefix >> q & 1u) {
       V a0, a1;
-      prepare_real_qubit<Ops>(prog, q, theta, grad, a0, a1);
+      prepare_real_qubit<Ops, N>(prog, q, theta, grad, a0, a1);
       const V x = a0 * a1;
-      factor[3 * q] = x + x;
-      factor[3 * q + 1] = Ops::splat(0);
-      factor[3 * q + 2] = a0 * a0 - a1 * a1;
+      factor[q][0] = x + x;
+      factor[q][1] = Ops::splat(0);
+      factor[q][2] = a0 * a0 - a1 * a1;
       continue;
     }
     Complex<V> a0, a1;
-    prepare_qubit<Ops>(prog, q, theta, grad, a0, a1);
-    if (needed & 1u) factor[3 * q] = pauli_expectation(true, false, a0, a1);
-    if (needed & 2u) factor[3 * q + 1] = pauli_expectation(true, true, a0, a1);
-    if (needed & 4u) factor[3 * q + 2] = pauli_expectation(false, true, a0, a1);
+    prepare_qubit<Ops, N>(prog, q, theta, grad, a0, a1);
+    if (needed & 1u) factor[q][0] = pauli_expectation(true, false, a0, a1);
+    if (needed & 2u) factor[q][1] = pauli_expectation(true, true, a0, a1);
+    if (needed & 4u) factor[q][2] = pauli_expectation(false, true, a0, a1);
   }
+#if defined(__CUDA_ARCH__)
+  // Compile-time qubit indices keep the factors in registers.
+#pragma unroll
   for (int k = 0; k < N; ++k) {
-    V e = Ops::splat(prog.observables[k].negative ? -1 : 1);
-    for (int f = 0; f < prog.n_factors[k]; ++f) e = e * factor[prog.factors[k][f]];
+    const PauliString& p = prog.observables[k];
+    V e = Ops::splat(p.negative ? -1 : 1);
+#pragma unroll
+    for (int q = 0; q < N; ++q) {
+      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
+      if (x || z) e = e * (x && z ? factor[q][1] : x ? factor[q][0] : factor[q][2]);
+    }
     out[k] = e;
   }
+#else
+  // The CPU walks each output's precomputed factor list instead of all qubits.
+  for (int k = 0; k < N; ++k) {
+    V e = Ops::splat(prog.observables[k].negative ? -1 : 1);
+    for (int f = 0; f < prog.n_factors[k]; ++f) {
+      const int code = prog.factors[k][f];
+      e = e * factor[code / 3][code % 3];
+    }
+    out[k] = e;
+  }
+#endif
 }
 
 // --- full statevector --------------------------------------------------------
@@ -199,7 +237,7 @@ SP_INLINE void prepare_product(const Program& prog, const typename Ops::V* theta
   st.im[0] = Ops::splat(0);
   for (int q = 0; q < N; ++q) {
     Complex<V> a0, a1;
-    prepare_qubit<Ops>(prog, q, theta, grad, a0, a1);
+    prepare_qubit<Ops, N>(prog, q, theta, grad, a0, a1);
     const int half = 1 << q;
     for (int i = 0; i < half; ++i) {  // descending order would also work; new slots are above `half`
       const V r = st.re[i], m = st.im[i];
@@ -269,8 +307,8 @@ SP_INLINE void apply_blocks(const Program& prog, const typename Ops::V* theta, c
       Complex<V> u00{Ops::splat(1), Ops::splat(0)}, u10{Ops::splat(0), Ops::splat(0)};
       Complex<V> u01{Ops::splat(0), Ops::splat(0)}, u11{Ops::splat(1), Ops::splat(0)};
       for (int i = blk.first; i < blk.first + blk.count; ++i) {
-        apply_gate<Ops>(prog.gates[i], theta, grad, u00, u10);
-        apply_gate<Ops>(prog.gates[i], theta, grad, u01, u11);
+        apply_gate<Ops, N>(prog.gates[i], theta, grad, u00, u10);
+        apply_gate<Ops, N>(prog.gates[i], theta, grad, u01, u11);
       }
       const Complex<V> u[4] = {u00, u01, u10, u11};
       apply_unitary<Ops, N>(st, blk.q0, u);

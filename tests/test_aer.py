@@ -31,11 +31,12 @@ def test_random_circuits_match_aer(n, rng):
         g = torch.from_numpy(rng.uniform(-math.pi, math.pi, size=(5, n)))
         expected, state_ref = sp.simulate(c, theta, g, backend="aer", return_state=True)
         for backend in _backends():
+            device = "cuda" if backend == "cuda" else "cpu"  # each kernel runs where its inputs live
             for dtype, tol in TOL.items():
-                got = sp.simulate(c, theta.to(dtype), g.to(dtype), backend=backend)
-                got_state_path, state = sp.simulate(
-                    c, theta.to(dtype), g.to(dtype), backend=backend, return_state=True
-                )
+                theta_d, g_d = theta.to(device, dtype), g.to(device, dtype)
+                got = sp.simulate(c, theta_d, g_d, backend=backend).cpu()
+                got_state_path, state = sp.simulate(c, theta_d, g_d, backend=backend, return_state=True)
+                got_state_path, state = got_state_path.cpu(), state.cpu()
                 where = f"{backend} {dtype} {c}"
                 assert (got.double() - expected).abs().max() <= tol, where
                 assert (got_state_path.double() - expected).abs().max() <= tol, where
@@ -49,7 +50,8 @@ def test_presets_match_aer(rng):
         g = torch.from_numpy(rng.normal(size=(33, n)))
         expected = sp.simulate(c, theta, g, backend="aer")
         for backend in _backends():
-            got = sp.simulate(c, theta, g, backend=backend)
+            device = "cuda" if backend == "cuda" else "cpu"
+            got = sp.simulate(c, theta.to(device), g.to(device), backend=backend).cpu()
             assert (got - expected).abs().max() <= 1e-12, backend
 
 

@@ -36,7 +36,7 @@ __all__ = ["SuperpositionalAdamW"]
 
 COVERAGES = ("paper", "all")
 _PARAM_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_STEP_BACKENDS = ("auto", "cpu", "torch", "aer")
+_STEP_BACKENDS = ("auto", "cpu", "cuda", "torch", "aer")
 
 
 def state_dtype(param: torch.Tensor) -> torch.dtype:
@@ -135,7 +135,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                 [s["exp_avg"] for s in states],
                 [s["exp_avg_sq"] for s in states],
                 [s["step"] for s in states],
-                lr=float(group["lr"]),
+                lr=group["lr"],
                 beta1=float(beta1),
                 beta2=float(beta2),
                 eps=float(group["eps"]),
@@ -199,9 +199,9 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                         saved_state[name].to(param.device, state_dtype(param), copy=True).contiguous()
                     )
             if "step" in saved_state:
-                state["step"] = (
-                    torch.as_tensor(saved_state["step"], dtype=torch.float32).detach().clone().cpu()
-                )
+                # On the parameter's device, where the kernels read and increment it.
+                step = torch.as_tensor(saved_state["step"], dtype=torch.float32)
+                state["step"] = step.detach().to(param.device, copy=True)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -231,7 +231,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
     def _state_for(self, p: torch.Tensor) -> dict[str, Any]:
         state = self.state[p]
         if not state:
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            # On the parameter's device, like torch's fused AdamW: the kernels read and increment it.
+            state["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
             state["exp_avg"] = torch.zeros(p.shape, dtype=state_dtype(p), device=p.device)
             state["exp_avg_sq"] = torch.zeros(p.shape, dtype=state_dtype(p), device=p.device)
         return state
@@ -253,8 +254,10 @@ def _resolve(backend: str, device: torch.device) -> str:
         raise RuntimeError(
             f"backend {backend!r} is not available here; available: {backends.available_backends()}"
         )
-    if backend == "cpu" and device.type != "cpu":
-        raise ValueError(f"backend 'cpu' steps CPU parameters, got parameters on {device}")
+    if backend in ("cpu", "cuda") and device.type != backend:
+        raise ValueError(
+            f"backend {backend!r} steps {backend.upper()} parameters, got parameters on {device}"
+        )
     return backend
 
 
@@ -264,6 +267,7 @@ def _aer_step(*args: Any, **kwargs: Any) -> None:
 
 _STEPPERS: dict[str, Callable[..., None]] = {
     "cpu": kernel.step_cpu,
+    "cuda": kernel.step_cuda,
     "torch": reference.step,
     "aer": _aer_step,
 }
@@ -271,6 +275,8 @@ _STEPPERS: dict[str, Callable[..., None]] = {
 
 def _finite_number(group: dict[str, Any], key: str, minimum: float | None = None) -> None:
     value = group[key]
+    if isinstance(value, torch.Tensor) and value.device.type != "cpu":
+        return  # reading it would synchronise with the device (and break graph capture)
     try:
         number = float(value)
     except (TypeError, ValueError):

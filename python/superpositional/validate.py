@@ -125,10 +125,11 @@ def _run_circuits(
             if isa is not None:
                 ext.set_cpu_isa(isa)
             for dtype_name, dtype in _DTYPES.items():
-                fast = simulate(c, theta.to(dtype), g.to(dtype), backend=backend)
-                with_state, state = simulate(
-                    c, theta.to(dtype), g.to(dtype), backend=backend, return_state=True
-                )
+                device = "cuda" if backend == "cuda" else "cpu"  # a kernel runs where its inputs live
+                theta_d, g_d = theta.to(device, dtype), g.to(device, dtype)
+                fast = simulate(c, theta_d, g_d, backend=backend).cpu()
+                with_state, state = simulate(c, theta_d, g_d, backend=backend, return_state=True)
+                with_state, state = with_state.cpu(), state.cpu()
                 error = max(
                     float((fast.double() - expected).abs().max()),
                     float((with_state.double() - expected).abs().max()),

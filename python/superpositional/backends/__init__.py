@@ -1,7 +1,8 @@
 """Simulation backends and how ``"auto"`` chooses among them.
 
-``"cpu"``: the C++ kernel. ``"torch"``: the pure-PyTorch reference (any device;
-the fallback when the extension is missing). ``"aer"``: Qiskit Aer, exact.
+``"cpu"``: the C++ kernel. ``"cuda"``: the CUDA kernel. ``"torch"``: the
+pure-PyTorch reference (any device; the fallback when the extension is
+missing). ``"aer"``: Qiskit Aer, exact.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ import torch
 
 from .._extension import extension
 from . import aer
-from .kernel import simulate_cpu
+from .kernel import simulate_cpu, simulate_cuda
 from .reference import simulate as simulate_torch
 
 SimulateFn = Callable[..., tuple]
 
 _SIMULATORS: dict[str, SimulateFn] = {
     "cpu": simulate_cpu,
+    "cuda": simulate_cuda,
     "torch": simulate_torch,
     "aer": aer.simulate_aer,
 }
 
 
 def available_backends() -> list[str]:
-    """Names of the backends usable here, e.g. ``["cpu", "torch", "aer"]``."""
+    """Names of the backends usable here, e.g. ``["cpu", "cuda", "torch", "aer"]``."""
     names = []
-    if extension() is not None:
+    ext = extension()
+    if ext is not None:
         names.append("cpu")
+        if ext.cuda_compiled and torch.cuda.is_available():
+            names.append("cuda")
     names.append("torch")
     if aer.available():
         names.append("aer")
@@ -56,8 +61,8 @@ def resolve(backend: str, device: torch.device) -> str:
         raise ValueError(f"unknown backend {backend!r}; available here: {available_backends()}")
     if backend not in available_backends():
         raise RuntimeError(f"backend {backend!r} is not available here; available: {available_backends()}")
-    if backend == "cpu" and device.type != "cpu":
-        raise ValueError(f"backend 'cpu' runs on CPU tensors, got tensors on {device}")
+    if backend in ("cpu", "cuda") and device.type != backend:
+        raise ValueError(f"backend {backend!r} runs on {backend.upper()} tensors, got tensors on {device}")
     return backend
 
 

@@ -1,7 +1,14 @@
-"""The compiled kernels as a backend, ``"cpu"`` (C++, OpenMP, SIMD): batched simulation and the fused step."""
+"""The compiled kernels as backends: ``"cpu"`` (C++, OpenMP, SIMD) and ``"cuda"``.
+
+Each offers batched simulation and the fused optimizer step. Python only checks,
+allocates outputs and passes raw pointers, strides and dtype names; CUDA work is
+launched on the current PyTorch stream of the tensors' device, without a host
+synchronisation.
+"""
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,12 +21,35 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
+_PARAM_TYPES = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.bfloat16: "bfloat16",
+    torch.float16: "float16",
+}
+
+# circuit -> {(device, keep_state): uint8 device tensor holding the compiled Program}
+_DEVICE_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _pointer(t: torch.Tensor | None) -> tuple[int, tuple[int, int]]:
     if t is None:
         return 0, (0, 0)
     return t.data_ptr(), (t.stride(0), t.stride(1))
+
+
+def device_program(circuit: Circuit, device: torch.device, keep_state: bool = False) -> torch.Tensor:
+    """The compiled program on ``device``, copied once per circuit; kernels read its bytes as their struct."""
+    cache = _DEVICE_PROGRAMS.setdefault(circuit, {})
+    key = (device, keep_state)
+    if key not in cache:
+        raw = bytearray(circuit.program(keep_state=keep_state).to_bytes())
+        cache[key] = torch.frombuffer(raw, dtype=torch.uint8).to(device)
+    return cache[key]
+
+
+def _stream(device: torch.device) -> int:
+    return torch.cuda.current_stream(device).cuda_stream
 
 
 def simulate_cpu(
@@ -56,12 +86,40 @@ def simulate_cpu(
     return out, state
 
 
-_PARAM_TYPES = {
-    torch.float32: "float32",
-    torch.float64: "float64",
-    torch.bfloat16: "bfloat16",
-    torch.float16: "float16",
-}
+def simulate_cuda(
+    circuit: Circuit,
+    params: torch.Tensor | None,
+    grads: torch.Tensor | None,
+    *,
+    batch: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    return_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Expectations ``[B, n]`` (and statevectors) from the CUDA kernel, on the current stream."""
+    ext = require_extension()
+    program = circuit.program(keep_state=return_state)
+    n = circuit.n_qubits
+    out = torch.empty(batch, n, dtype=dtype, device=device)
+    state = torch.empty(batch, 2**n, dtype=_COMPLEX[dtype], device=device) if return_state else None
+    if batch > 0:
+        with torch.cuda.device(device):
+            params_ptr, params_stride = _pointer(params)
+            grads_ptr, grads_stride = _pointer(grads)
+            ext.simulate_cuda(
+                program,
+                device_program(circuit, device, return_state).data_ptr(),
+                params_ptr,
+                params_stride,
+                grads_ptr,
+                grads_stride,
+                out.data_ptr(),
+                state.data_ptr() if state is not None else 0,
+                batch,
+                _DTYPE_NAMES[dtype],
+                _stream(device),
+            )
+    return out, state
 
 
 def row_length(t: torch.Tensor) -> int:
@@ -71,6 +129,65 @@ def row_length(t: torch.Tensor) -> int:
     return max(t.numel(), 1)
 
 
+class _TensorTable:
+    """The kernels' table of tensors (7 int64 words each, laid out as their StepTensor).
+
+    Non-contiguous parameters or gradients are stepped through contiguous copies
+    (the one case that allocates); :meth:`write_back` copies parameters back.
+    """
+
+    def __init__(self, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
+        self.rows = np.empty((len(params), 7), dtype=np.int64)
+        self._keep_alive: list[torch.Tensor] = []
+        self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for row, (p, g, m, v, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+            _check_state(p, m, v, step)
+            work = p if p.is_contiguous() else p.contiguous()
+            if work is not p:
+                self._write_back.append((p, work))
+            g = g if g.is_contiguous() else g.contiguous()
+            self._keep_alive.append(g)
+            self.rows[row] = (
+                work.data_ptr(),
+                g.data_ptr(),
+                m.data_ptr(),
+                v.data_ptr(),
+                step.data_ptr(),
+                p.numel(),
+                row_length(p),
+            )
+
+    @property
+    def address(self) -> int:
+        return self.rows.ctypes.data
+
+    def write_back(self) -> None:
+        for p, work in self._write_back:
+            p.copy_(work)
+
+
+def _check_state(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor) -> None:
+    """The kernels trust these pointers: refuse a state that does not fit its parameter."""
+    state = torch.float32 if p.dtype in (torch.bfloat16, torch.float16) else p.dtype
+    for name, t in (("exp_avg", m), ("exp_avg_sq", v)):
+        if t.device != p.device or t.dtype != state or t.shape != p.shape or not t.is_contiguous():
+            raise RuntimeError(
+                f"optimizer state {name} must be a contiguous {state} tensor of shape {list(p.shape)} on "
+                f"{p.device}, got {t.dtype} {list(t.shape)} on {t.device}"
+            )
+    if step.device != p.device or step.dtype != torch.float32 or step.numel() != 1:
+        raise RuntimeError(
+            f"optimizer state step must be a float32 scalar on {p.device}, got {step.dtype} on {step.device}"
+        )
+
+
+def _by_dtype(params: list[torch.Tensor]) -> dict[torch.dtype, list[int]]:
+    groups: dict[torch.dtype, list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault(p.dtype, []).append(i)
+    return groups
+
+
 def step_cpu(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],
@@ -78,7 +195,7 @@ def step_cpu(
     exp_avg_sqs: list[torch.Tensor],
     steps: list[torch.Tensor],
     *,
-    lr: float,
+    lr: float | torch.Tensor,
     beta1: float,
     beta2: float,
     eps: float,
@@ -88,42 +205,23 @@ def step_cpu(
     circuit: Circuit,
     coverage: str,
 ) -> None:
-    """The fused step: one kernel call per parameter dtype covers every tensor.
+    """The fused step on the CPU: one kernel call per parameter dtype covers every tensor.
 
     ``exp_avgs``, ``exp_avg_sqs`` must be contiguous (the optimizer creates them
-    so) and ``steps`` float32 CPU scalars. A non-contiguous parameter or gradient
-    is stepped through a contiguous copy (the one case that allocates).
+    so) and ``steps`` float32 CPU scalars, which the kernel increments.
     """
     ext = require_extension()
     program = circuit.program()
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    for i, p in enumerate(params):
-        by_dtype.setdefault(p.dtype, []).append(i)
-    for dtype, indices in by_dtype.items():
-        table = np.empty((len(indices), 7), dtype=np.int64)
-        keep_alive, write_back = [], []
-        for row, i in enumerate(indices):
-            p, g = params[i], grads[i]
-            work = p if p.is_contiguous() else p.contiguous()
-            if work is not p:
-                write_back.append((p, work))
-            g = g if g.is_contiguous() else g.contiguous()
-            keep_alive.append(g)
-            table[row] = (
-                work.data_ptr(),
-                g.data_ptr(),
-                exp_avgs[i].data_ptr(),
-                exp_avg_sqs[i].data_ptr(),
-                steps[i].data_ptr(),
-                p.numel(),
-                row_length(p),
-            )
+    for dtype, indices in _by_dtype(params).items():
+        table = _TensorTable(
+            *([t[i] for i in indices] for t in (params, grads, exp_avgs, exp_avg_sqs, steps))
+        )
         ext.step_cpu(
             program,
-            table.ctypes.data,
+            table.address,
             len(indices),
             _PARAM_TYPES[dtype],
-            lr,
+            float(lr),
             beta1,
             beta2,
             eps,
@@ -133,5 +231,59 @@ def step_cpu(
             coverage,
             torch.get_num_threads(),
         )
-        for p, work in write_back:
-            p.copy_(work)
+        table.write_back()
+
+
+def step_cuda(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    steps: list[torch.Tensor],
+    *,
+    lr: float | torch.Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    quantum_weight: float,
+    maximize: bool,
+    circuit: Circuit,
+    coverage: str,
+) -> None:
+    """The fused step on the GPU: multi-tensor launches on the current stream, no host synchronisation.
+
+    ``steps`` are float32 tensors on the parameters' device, read and incremented
+    by the kernels; an ``lr`` given as a float32 tensor on that device is read
+    there too, so the step can be captured in a CUDA graph and replayed.
+    """
+    ext = require_extension()
+    program = circuit.program()
+    device = params[0].device
+    lr_device = 0
+    if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
+        lr_device, lr = lr.data_ptr(), 0.0
+    with torch.cuda.device(device):
+        program_ptr = device_program(circuit, device).data_ptr()
+        for dtype, indices in _by_dtype(params).items():
+            table = _TensorTable(
+                *([t[i] for i in indices] for t in (params, grads, exp_avgs, exp_avg_sqs, steps))
+            )
+            ext.step_cuda(
+                program,
+                program_ptr,
+                table.address,
+                len(indices),
+                _PARAM_TYPES[dtype],
+                float(lr),
+                lr_device,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                quantum_weight,
+                maximize,
+                coverage,
+                _stream(device),
+            )
+            table.write_back()

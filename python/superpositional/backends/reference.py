@@ -174,7 +174,7 @@ def step(
     exp_avg_sqs: list[torch.Tensor],
     steps: list[torch.Tensor],
     *,
-    lr: float,
+    lr: float | torch.Tensor,
     beta1: float,
     beta2: float,
     eps: float,
@@ -197,6 +197,7 @@ def step(
     ``exp_avg_sqs`` are in that math dtype. ``e`` comes from ``simulate_rows``
     (the torch reference by default, or Aer).
     """
+    lr = float(lr)
     for p, g, m, v, step_t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
         compute = torch.float64 if p.dtype == torch.float64 else torch.float32
         g = g.to(compute)
@@ -204,7 +205,7 @@ def step(
             g = -g
         theta = p.to(compute, copy=True)
         step_t += 1
-        t = float(step_t)
+        t = float(step_t)  # a host synchronisation for GPU steps: this is the reference, not the fast path
         updated = theta * (1 - lr * weight_decay)
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)

@@ -19,6 +19,7 @@ __all__ = ["add_shared_arguments", "format_table", "git_commit", "median_seconds
 def add_shared_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
     """Options every benchmark takes."""
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
     parser.add_argument("--out", type=Path, default=default_out, help="folder for the JSON and PNG results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 

@@ -38,21 +38,35 @@ CIRCUITS: dict[str, Callable[[], Circuit]] = {
     "entangled(4)": lambda: circuits.entangled(4),
     "entangled(8)": lambda: circuits.entangled(8),
 }
-BATCHES = [10**3, 10**4, 10**5, 10**6, 10**7]
+BATCHES = {"cpu": [10**3, 10**4, 10**5, 10**6, 10**7], "cuda": [10**4, 10**5, 10**6, 10**7, 10**8]}
 QUICK_BATCHES = [10**2, 10**3, 10**4]
-# The torch reference holds [B, 2**n] complex states: cap it at 2**24 amplitudes.
-TORCH_AMPLITUDES = 2**24
+# The torch reference holds [B, 2**n] complex states: cap its amplitudes per call.
+TORCH_AMPLITUDES = {"cpu": 2**24, "cuda": 2**28}
+# The raw statevector path of our kernel keeps its state per circuit; cap the work per call.
+STATEVECTOR_AMPLITUDES = {"cpu": 2**30, "cuda": 2**34}
+
+
+def _backends(device: str) -> list[str]:
+    kernel = "cpu" if device == "cpu" else device
+    wanted = [kernel, f"{kernel}-statevector", "torch"] + (["aer"] if device == "cpu" else [])
+    have = available_backends()
+    return [b for b in wanted if b.split("-")[0] in have]
 
 
 def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor) -> Callable[[], object]:
-    if backend == "cpu-statevector":
+    if backend.endswith("-statevector"):
+        # The same kernel on the program compiled for the full statevector, without writing the states.
+        from ..backends.kernel import device_program
+
         ext = extension()
         program = circuit.program(keep_state=True)
         out = torch.empty_like(theta)
-
-        def raw() -> None:
-            ext.simulate_cpu(
+        if theta.is_cuda:
+            program_ptr = device_program(circuit, theta.device, True).data_ptr()
+            stream = torch.cuda.current_stream(theta.device).cuda_stream
+            return lambda: ext.simulate_cuda(
                 program,
+                program_ptr,
                 theta.data_ptr(),
                 theta.stride(),
                 g.data_ptr(),
@@ -61,34 +75,54 @@ def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor
                 0,
                 theta.shape[0],
                 "float32",
-                torch.get_num_threads(),
+                stream,
             )
-
-        return raw
+        return lambda: ext.simulate_cpu(
+            program,
+            theta.data_ptr(),
+            theta.stride(),
+            g.data_ptr(),
+            g.stride(),
+            out.data_ptr(),
+            0,
+            theta.shape[0],
+            "float32",
+            torch.get_num_threads(),
+        )
     if backend == "aer":
         theta, g = theta.double(), g.double()
     return lambda: simulate(circuit, theta, g, backend=backend)
 
 
-def _wanted(backend: str, n: int, batch: int, aer_max: int) -> bool:
+def _wanted(backend: str, n: int, batch: int, aer_max: int, device: str) -> bool:
     if backend == "torch":
-        return batch * 2**n <= TORCH_AMPLITUDES
+        return batch * 2**n <= TORCH_AMPLITUDES[device]
     if backend == "aer":
         return batch <= aer_max
-    if backend == "cpu-statevector":
-        return batch * 2**n <= 2**30
+    if backend.endswith("-statevector"):
+        return batch * 2**n <= STATEVECTOR_AMPLITUDES[device]
     return True
 
 
-def run(batches: list[int], aer_max: int, progress: bool = True) -> dict:
-    have = available_backends()
-    backends = [b for b in ("cpu", "cpu-statevector", "torch", "aer") if b.split("-")[0] in have]
+def _synchronized(fn: Callable[[], object], device: str) -> Callable[[], object]:
+    if device == "cpu":
+        return fn
+
+    def run_and_wait() -> None:
+        fn()
+        torch.cuda.synchronize()
+
+    return run_and_wait
+
+
+def run(batches: list[int], aer_max: int, device: str = "cpu", progress: bool = True) -> dict:
+    backends = _backends(device)
     plan = [
         (name, b, batch)
         for name in CIRCUITS
         for batch in batches
         for b in backends
-        if _wanted(b, CIRCUITS[name]().n_qubits, batch, aer_max)
+        if _wanted(b, CIRCUITS[name]().n_qubits, batch, aer_max, device)
     ]
     results = []
     generator = torch.Generator().manual_seed(0)
@@ -99,13 +133,13 @@ def run(batches: list[int], aer_max: int, progress: bool = True) -> dict:
         if (n, batch) not in inputs:
             inputs.clear()
             inputs[(n, batch)] = (
-                torch.rand(batch, n, generator=generator) * 4 - 2,
-                torch.randn(batch, n, generator=generator),
+                (torch.rand(batch, n, generator=generator) * 4 - 2).to(device),
+                torch.randn(batch, n, generator=generator).to(device),
             )
         theta, g = inputs[(n, batch)]
         slow = backend in ("aer", "torch") and batch >= 10**5
         seconds = median_seconds(
-            _runner(backend, circuit, theta, g),
+            _synchronized(_runner(backend, circuit, theta, g), device),
             min_reps=1 if backend == "aer" else 3,
             min_time=0 if slow or backend == "aer" else 0.5,
             warmup=0 if backend == "aer" else 1,
@@ -119,7 +153,8 @@ def run(batches: list[int], aer_max: int, progress: bool = True) -> dict:
                 "circuits_per_s": batch / seconds,
             }
         )
-    return {"benchmark": "kernels", "dtype": "float32 (aer: float64)", **provenance(), "results": results}
+    dtype = "float32 (aer: float64)" if device == "cpu" else "float32"
+    return {"benchmark": "kernels", "device": device, "dtype": dtype, **provenance(), "results": results}
 
 
 def _rate(data: dict, circuit: str, backend: str, batch: int) -> float | None:
@@ -130,24 +165,20 @@ def _rate(data: dict, circuit: str, backend: str, batch: int) -> float | None:
 
 
 def table(data: dict) -> str:
-    header = ["circuit", "batch", "cpu", "cpu-statevector", "torch", "aer", "cpu/torch", "cpu/aer"]
+    backends = list(dict.fromkeys(r["backend"] for r in data["results"]))
+    kernel = backends[0]
+    peers = [b for b in ("torch", "aer") if b in backends]
+    header = ["circuit", "batch", *backends, *(f"{kernel}/{peer}" for peer in peers)]
     rows = []
     batches = sorted({r["batch"] for r in data["results"]})
     for name in CIRCUITS:
         for batch in batches:
-            rates = {b: _rate(data, name, b, batch) for b in header[2:6]}
-            cpu = rates["cpu"]
-            ratio = {peer: (cpu / rates[peer] if cpu and rates[peer] else None) for peer in ("torch", "aer")}
-            rows.append(
-                [
-                    name,
-                    f"{batch:.0e}",
-                    *(si(rates[b]) for b in header[2:6]),
-                    f"{ratio['torch']:.0f}x" if ratio["torch"] else "-",
-                    f"{ratio['aer']:.0f}x" if ratio["aer"] else "-",
-                ]
-            )
-    return "circuits per second (median), same run\n" + format_table(header, rows)
+            rates = {b: _rate(data, name, b, batch) for b in backends}
+            ours = rates[kernel]
+            ratios = [f"{ours / rates[p]:.0f}x" if ours and rates[p] else "-" for p in peers]
+            rows.append([name, f"{batch:.0e}", *(si(rates[b]) for b in backends), *ratios])
+    device = data.get("device", "cpu")
+    return f"circuits per second (median), same run, {device}\n" + format_table(header, rows)
 
 
 def plot(data: dict, path: Path) -> None:
@@ -158,7 +189,7 @@ def plot(data: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(CIRCUITS), figsize=(5 * len(CIRCUITS), 4), sharey=True)
     for ax, name in zip(axes, CIRCUITS, strict=False):
-        for backend in ("cpu", "cpu-statevector", "torch", "aer"):
+        for backend in dict.fromkeys(r["backend"] for r in data["results"]):
             points = sorted(
                 (r["batch"], r["circuits_per_s"])
                 for r in data["results"]
@@ -194,17 +225,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    batches = QUICK_BATCHES if args.quick else BATCHES
+    batches = QUICK_BATCHES if args.quick else BATCHES[args.device]
     aer_max = args.aer_max if args.aer_max is not None else (100 if args.quick else 10**4)
-    data = run(batches, aer_max)
+    data = run(batches, aer_max, args.device)
     print(table(data))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kernels.json").write_text(json.dumps(data, indent=2))
-    print(f"wrote {args.out / 'kernels.json'}")
+    name = "kernels" if args.device == "cpu" else f"kernels-{args.device}"
+    (args.out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {args.out / f'{name}.json'}")
     if not args.no_plot:
         try:
-            plot(data, args.out / "kernels.png")
-            print(f"wrote {args.out / 'kernels.png'}")
+            plot(data, args.out / f"{name}.png")
+            print(f"wrote {args.out / f'{name}.png'}")
         except ImportError:
             print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
     return 0

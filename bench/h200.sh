@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One session on the lent H200 (see the device tool's README): build there, test, sanitize, validate
+# against Aer and benchmark:  bash bench/h200.sh all  (about 7 minutes), or the stages separately:
+# bash bench/h200.sh build-test  /  bash bench/h200.sh bench
+# Logs and results go to $OUT; Qiskit comes as carried wheels in .whl/.
+set -uo pipefail
+OUT=${OUT:-/tmp/h200-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+log="$OUT/$1.log"
+exec > >(tee -a "$log") 2>&1
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+
+case "$1" in
+  all)
+    bash "$0" build-test
+    tests=$?
+    bash "$0" bench
+    exit $tests
+    ;;
+  build-test)
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
+    time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
+    python3 -m superpositional info
+    python3 -m pytest -q tests/test_cuda.py tests/test_kernel.py tests/test_optimizer.py tests/test_simulate.py \
+      tests/test_aer.py tests/test_compile.py tests/test_optimizer_errors.py -p no:cacheprovider || status=1
+    for tool in memcheck racecheck initcheck synccheck; do
+      echo "== compute-sanitizer --tool $tool"
+      compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/sanitize_cuda.py 2>&1 | tail -4
+    done
+    exit ${status:-0}
+    ;;
+  bench)
+    python3 -m superpositional validate --circuits 1000 --backends cuda --json "$OUT/validate-cuda.json" \
+      2>/dev/null | tail -8
+    python3 bench/kernels.py --device cuda --out "$OUT" 2>/dev/null
+    python3 bench/step.py --device cuda --out "$OUT" 2>/dev/null
+    ;;
+esac

@@ -1,0 +1,163 @@
+// Batched simulation on the GPU: one circuit per thread, the gate math of
+// statevector.h on scalars. Inputs may be strided; rows of 16-byte multiples
+// that are contiguous and aligned take vector loads.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../statevector.h"
+#include "kernels.h"
+#include "ops.cuh"
+
+namespace sp::cuda {
+namespace {
+
+// 16 bytes of a row as a vector type: float4 or double2.
+template <class T>
+using Vec16 = std::conditional_t<sizeof(T) == 4, float4, double2>;
+
+template <class T, int N>
+__device__ __forceinline__ void load_row(const T* __restrict__ src, std::int64_t row, const std::int64_t* stride,
+                                         bool vector_rows, T* dst) {
+  if constexpr ((N * sizeof(T)) % 16 == 0) {
+    if (vector_rows) {
+      const Vec16<T>* v = reinterpret_cast<const Vec16<T>*>(src + row * N);
+#pragma unroll
+      for (int i = 0; i < static_cast<int>(N * sizeof(T) / 16); ++i) {
+        const Vec16<T> x = __ldg(v + i);
+        if constexpr (sizeof(T) == 4) {
+          dst[4 * i] = x.x, dst[4 * i + 1] = x.y, dst[4 * i + 2] = x.z, dst[4 * i + 3] = x.w;
+        } else {
+          dst[2 * i] = x.x, dst[2 * i + 1] = x.y;
+        }
+      }
+      return;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < N; ++k) dst[k] = src[row * stride[0] + k * stride[1]];
+}
+
+template <class T, int N>
+__device__ __forceinline__ void store_row(T* __restrict__ dst, std::int64_t row, bool vector_rows, const T* src) {
+  if constexpr ((N * sizeof(T)) % 16 == 0) {
+    if (vector_rows) {
+      Vec16<T>* v = reinterpret_cast<Vec16<T>*>(dst + row * N);
+#pragma unroll
+      for (int i = 0; i < static_cast<int>(N * sizeof(T) / 16); ++i) {
+        if constexpr (sizeof(T) == 4) {
+          v[i] = make_float4(src[4 * i], src[4 * i + 1], src[4 * i + 2], src[4 * i + 3]);
+        } else {
+          v[i] = make_double2(src[2 * i], src[2 * i + 1]);
+        }
+      }
+      return;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < N; ++k) dst[row * N + k] = src[k];
+}
+
+struct Strides {
+  std::int64_t params[2];
+  std::int64_t grads[2];
+};
+
+// kProduct: a product_only program and no statevector wanted (known on the
+// host), so the kernel carries no statevector and needs far fewer registers.
+template <class T, int N, bool kProduct>
+__global__ void __launch_bounds__(kThreads) simulate_kernel(const Program* __restrict__ program,
+                                                            const T* __restrict__ params,
+                                                            const T* __restrict__ grads, Strides strides,
+                                                            bool vector_params, bool vector_grads,
+                                                            bool vector_out, T* __restrict__ out,
+                                                            T* __restrict__ state, std::int64_t batch) {
+  using Ops = ScalarOps<T>;
+  const Program& prog = *program;
+  const bool read_params = prog.uses_params, read_grads = prog.uses_grads;
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < batch;
+       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    T theta[N], grad[N], e[N];  // an input the program never reads stays unset
+    if (read_params) load_row<T, N>(params, b, strides.params, vector_params, theta);
+    if (read_grads) load_row<T, N>(grads, b, strides.grads, vector_grads, grad);
+    if constexpr (kProduct) {
+      product_expectations<Ops, N>(prog, theta, grad, e);
+    } else {
+      State<Ops, N> st;
+      run_state<Ops, N>(prog, theta, grad, st);
+      state_expectations<Ops, N>(prog, st, e);
+      if (state != nullptr) {
+        T* row = state + 2 * (b << N);
+        for (int i = 0; i < (1 << N); ++i) {
+          row[2 * i] = st.re[i];
+          row[2 * i + 1] = st.im[i];
+        }
+      }
+    }
+    store_row<T, N>(out, b, vector_out, e);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+template <class T, int N>
+void launch(const SimulateParams& p) {
+  const T* params = static_cast<const T*>(p.params);
+  const T* grads = static_cast<const T*>(p.grads);
+  Strides strides{{p.params_stride[0], p.params_stride[1]}, {p.grads_stride[0], p.grads_stride[1]}};
+  auto contiguous = [](const void* ptr, const std::int64_t* s) { return ptr && s[0] == N && s[1] == 1 && aligned16(ptr); };
+  const auto stream = static_cast<cudaStream_t>(p.stream);
+  auto kernel = p.product_only && p.state == nullptr ? simulate_kernel<T, N, true> : simulate_kernel<T, N, false>;
+  kernel<<<grid_for(p.batch), kThreads, 0, stream>>>(
+      p.program, params, grads, strides, contiguous(params, strides.params), contiguous(grads, strides.grads),
+      aligned16(p.out), static_cast<T*>(p.out), static_cast<T*>(p.state), p.batch);
+  check(cudaGetLastError(), "simulate kernel launch");
+}
+
+template <class T>
+void launch_typed(const SimulateParams& p) {
+  static_assert(kMaxQubits == 10, "one case per qubit count");
+  switch (p.n_qubits) {
+    case 1: return launch<T, 1>(p);
+    case 2: return launch<T, 2>(p);
+    case 3: return launch<T, 3>(p);
+    case 4: return launch<T, 4>(p);
+    case 5: return launch<T, 5>(p);
+    case 6: return launch<T, 6>(p);
+    case 7: return launch<T, 7>(p);
+    case 8: return launch<T, 8>(p);
+    case 9: return launch<T, 9>(p);
+    case 10: return launch<T, 10>(p);
+    default: return;
+  }
+}
+
+}  // namespace
+
+void simulate(const SimulateParams& p) {
+  if (p.batch == 0) return;
+  if (p.dtype == DType::kFloat64) {
+    launch_typed<double>(p);
+  } else {
+    launch_typed<float>(p);
+  }
+}
+
+DeviceInfo device_info() {
+  DeviceInfo info;
+  if (cudaGetDeviceCount(&info.count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    info.count = 0;
+    return info;
+  }
+  if (info.count == 0) return info;
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, device), "attribute");
+  check(cudaDeviceGetAttribute(&info.minor, cudaDevAttrComputeCapabilityMinor, device), "attribute");
+  check(cudaDeviceGetAttribute(&info.multiprocessors, cudaDevAttrMultiProcessorCount, device), "attribute");
+  return info;
+}
+
+}  // namespace sp::cuda

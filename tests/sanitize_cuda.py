@@ -1,0 +1,47 @@
+"""A short program for compute-sanitizer (memcheck, racecheck, initcheck): every CUDA entry point once.
+
+Run as ``compute-sanitizer --tool memcheck python tests/sanitize_cuda.py``; it exits non-zero if a
+result is wrong, and the sanitizer reports any bad access.
+"""
+
+import sys
+
+import numpy as np
+import torch
+
+import superpositional as sp
+from superpositional.testing import random_circuit
+
+
+def main() -> int:
+    rng = np.random.default_rng(0)
+    failures = 0
+    for n in (1, 4, 7):
+        c = random_circuit(n, 20, rng)
+        for dtype in (torch.float32, torch.float64):
+            theta = torch.as_tensor(rng.uniform(-3, 3, size=(37, n)), dtype=dtype)
+            expected = sp.simulate(c, theta.clone(), theta.clone(), backend="torch")
+            for return_state in (False, True):
+                result = sp.simulate(c, theta.cuda(), theta.cuda(), backend="cuda", return_state=return_state)
+                got = result[0] if return_state else result
+                failures += not torch.allclose(got.cpu(), expected, atol=1e-5)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        for coverage, circuit in (
+            ("paper", sp.circuits.paper(4)),
+            ("all", sp.circuits.entangled(4)),
+            ("all", random_circuit(3, 10, rng)),
+        ):
+            params = [torch.nn.Parameter(torch.randn(s, device="cuda").to(dtype)) for s in [(5, 7), (3,), ()]]
+            opt = sp.SuperpositionalAdamW(params, circuit=circuit, coverage=coverage, quantum_weight=0.5)
+            for _ in range(2):
+                for p in params:
+                    p.grad = torch.randn_like(p)
+                opt.step()
+            failures += not all(torch.isfinite(p).all() for p in params)
+    torch.cuda.synchronize()
+    print("sanitize_cuda:", "ok" if failures == 0 else f"{failures} wrong results")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
