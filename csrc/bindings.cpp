@@ -52,21 +52,41 @@ sp::Program compile_program(int n_qubits, const std::vector<GateTuple>& gate_tup
   return sp::compile(n_qubits, gates, observables, keep_state);
 }
 
-sp::cpu::DType dtype_from_name(const std::string& name) {
-  if (name == "float32") return sp::cpu::DType::kFloat32;
-  if (name == "float64") return sp::cpu::DType::kFloat64;
+sp::DType dtype_from_name(const std::string& name) {
+  if (name == "float32") return sp::DType::kFloat32;
+  if (name == "float64") return sp::DType::kFloat64;
   throw std::invalid_argument("the CPU kernel computes in float32 or float64, got " + name);
 }
 
 const void* as_pointer(std::uintptr_t address) { return reinterpret_cast<const void*>(address); }
 
-void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std::int64_t, std::int64_t> params_stride,
-                  std::uintptr_t grads, std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out,
-                  std::uintptr_t state, std::int64_t batch, const std::string& dtype, int num_threads) {
+void check_simulate_inputs(const sp::Program& prog, std::int64_t batch, std::uintptr_t params, std::uintptr_t grads,
+                           std::uintptr_t out) {
   if (batch < 0) throw std::invalid_argument("batch must be non-negative");
   if (prog.uses_params && params == 0) throw std::invalid_argument("this circuit reads parameters: pass params");
   if (prog.uses_grads && grads == 0) throw std::invalid_argument("this circuit reads gradients: pass grads");
   if (out == 0) throw std::invalid_argument("no output buffer");
+}
+
+// The fused step's tensor table: `address` holds n rows laid out as sp::StepTensor.
+const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
+  if (n < 0) throw std::invalid_argument("n_tensors must be non-negative");
+  if (n > 0 && address == 0) throw std::invalid_argument("no tensor table");
+  const auto* tensors = reinterpret_cast<const sp::StepTensor*>(address);
+  for (int i = 0; i < n; ++i) {
+    const sp::StepTensor& t = tensors[i];
+    if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
+    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
+  }
+  return tensors;
+}
+
+void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std::int64_t, std::int64_t> params_stride,
+                  std::uintptr_t grads, std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out,
+                  std::uintptr_t state, std::int64_t batch, const std::string& dtype, int num_threads) {
+  check_simulate_inputs(prog, batch, params, grads, out);
   sp::cpu::SimulateParams p;
   p.params = as_pointer(params);
   p.params_stride[0] = params_stride.first;
@@ -83,17 +103,17 @@ void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std:
   sp::cpu::kernels().simulate(prog, p);
 }
 
-sp::cpu::ParamType param_type_from_name(const std::string& name) {
-  if (name == "float32") return sp::cpu::ParamType::kFloat32;
-  if (name == "float64") return sp::cpu::ParamType::kFloat64;
-  if (name == "bfloat16") return sp::cpu::ParamType::kBFloat16;
-  if (name == "float16") return sp::cpu::ParamType::kFloat16;
+sp::ParamType param_type_from_name(const std::string& name) {
+  if (name == "float32") return sp::ParamType::kFloat32;
+  if (name == "float64") return sp::ParamType::kFloat64;
+  if (name == "bfloat16") return sp::ParamType::kBFloat16;
+  if (name == "float16") return sp::ParamType::kFloat16;
   throw std::invalid_argument("the fused step takes float32, float64, bfloat16 or float16 parameters, got " + name);
 }
 
-sp::cpu::Coverage coverage_from_name(const std::string& name) {
-  if (name == "paper") return sp::cpu::Coverage::kPaper;
-  if (name == "all") return sp::cpu::Coverage::kAll;
+sp::Coverage coverage_from_name(const std::string& name) {
+  if (name == "paper") return sp::Coverage::kPaper;
+  if (name == "all") return sp::Coverage::kAll;
   throw std::invalid_argument("coverage is 'paper' or 'all', got '" + name + "'");
 }
 
@@ -102,10 +122,8 @@ sp::cpu::Coverage coverage_from_name(const std::string& name) {
 void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, const std::string& dtype, double lr,
               double beta1, double beta2, double eps, double weight_decay, double quantum_weight, bool maximize,
               const std::string& coverage, int num_threads) {
-  if (n_tensors < 0) throw std::invalid_argument("n_tensors must be non-negative");
-  if (n_tensors > 0 && tensors == 0) throw std::invalid_argument("no tensor table");
   sp::cpu::StepParams p;
-  p.tensors = reinterpret_cast<const sp::cpu::StepTensor*>(tensors);
+  p.tensors = checked_tensor_table(tensors, n_tensors);
   p.n_tensors = n_tensors;
   p.dtype = param_type_from_name(dtype);
   p.lr = lr;
@@ -117,13 +135,6 @@ void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, co
   p.maximize = maximize;
   p.coverage = coverage_from_name(coverage);
   p.num_threads = num_threads;
-  for (int i = 0; i < n_tensors; ++i) {
-    const sp::cpu::StepTensor& t = p.tensors[i];
-    if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
-      throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
-    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
-      throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
-  }
   py::gil_scoped_release release;
   sp::cpu::kernels().step(prog, p);
 }
@@ -134,10 +145,8 @@ void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std:
                    std::pair<std::int64_t, std::int64_t> params_stride, std::uintptr_t grads,
                    std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out, std::uintptr_t state,
                    std::int64_t batch, const std::string& dtype, std::uintptr_t stream) {
-  if (batch < 0) throw std::invalid_argument("batch must be non-negative");
-  if (program == 0 || out == 0) throw std::invalid_argument("missing device buffer");
-  if (host_program.uses_params && params == 0) throw std::invalid_argument("this circuit reads parameters: pass params");
-  if (host_program.uses_grads && grads == 0) throw std::invalid_argument("this circuit reads gradients: pass grads");
+  check_simulate_inputs(host_program, batch, params, grads, out);
+  if (program == 0) throw std::invalid_argument("no device program");
   sp::cuda::SimulateParams p;
   p.program = reinterpret_cast<const sp::Program*>(program);
   p.product_only = host_program.product_only;
@@ -163,13 +172,12 @@ void step_cuda(const sp::Program& host_program, std::uintptr_t program, std::uin
                const std::string& dtype, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
                double weight_decay, double quantum_weight, bool maximize, const std::string& coverage,
                std::uintptr_t stream) {
-  if (n_tensors < 0) throw std::invalid_argument("n_tensors must be non-negative");
-  if (n_tensors > 0 && (tensors == 0 || program == 0)) throw std::invalid_argument("missing tensor table or program");
+  if (program == 0) throw std::invalid_argument("no device program");
   sp::cuda::StepParams p;
+  p.tensors = checked_tensor_table(tensors, n_tensors);
   p.program = reinterpret_cast<const sp::Program*>(program);
   p.n_qubits = host_program.n_qubits;
   p.product_only = host_program.product_only;
-  p.tensors = reinterpret_cast<const sp::cuda::StepTensor*>(tensors);
   p.n_tensors = n_tensors;
   p.dtype = param_type_from_name(dtype);
   p.lr = lr;
@@ -182,13 +190,6 @@ void step_cuda(const sp::Program& host_program, std::uintptr_t program, std::uin
   p.maximize = maximize;
   p.coverage = coverage_from_name(coverage);
   p.stream = reinterpret_cast<void*>(stream);
-  for (int i = 0; i < n_tensors; ++i) {
-    const sp::cuda::StepTensor& t = p.tensors[i];
-    if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
-      throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
-    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
-      throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
-  }
   py::gil_scoped_release release;
   sp::cuda::step(p);
 }

@@ -8,10 +8,14 @@
 #include <vector>
 
 #include "../circuit.h"
+#include "../kernel_types.h"
 
 namespace sp::cpu {
 
-enum class DType : int { kFloat32 = 0, kFloat64 = 1 };
+using sp::Coverage;
+using sp::DType;
+using sp::ParamType;
+using sp::StepTensor;
 
 // Batched simulation of `batch` circuits sharing one program. Strides are in
 // elements, so non-contiguous inputs need no copy.
@@ -26,30 +30,6 @@ struct SimulateParams {
   DType dtype = DType::kFloat32;
   int num_threads = 0;  // 0: the OpenMP default
 };
-
-// Parameter storage types of the fused step. Math is float32 (float64 for
-// float64 parameters); exp_avg and exp_avg_sq are float32 for the 16-bit types.
-enum class ParamType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
-
-// Which coordinates form circuit groups (DESIGN.md section 2).
-enum class Coverage : int {
-  kPaper = 0,  // the first n elements of each flattened tensor; e = 0 elsewhere
-  kAll = 1,    // groups of n consecutive elements of each row; a short tail group reads 0s
-};
-
-// One parameter tensor of the fused step: every buffer contiguous, in the
-// tensor's logical (row-major) order. The layout is seven 8-byte words so that
-// the Python side can pass an int64 array of them without a copy.
-struct StepTensor {
-  void* param;
-  const void* grad;
-  void* exp_avg;
-  void* exp_avg_sq;
-  float* step;  // the state's float32 step counter; the kernel adds 1 before using it
-  std::int64_t numel;
-  std::int64_t row_length;  // elements per row: numel / size(0) for dim >= 2, else numel
-};
-static_assert(sizeof(StepTensor) == 7 * sizeof(std::int64_t), "StepTensor is passed as 7 int64 words");
 
 struct StepParams {
   const StepTensor* tensors = nullptr;

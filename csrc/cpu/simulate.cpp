@@ -82,19 +82,7 @@ void simulate_n(const Program& prog, const SimulateParams& p) {
 
 template <class T>
 void simulate_typed(const Program& prog, const SimulateParams& p) {
-  switch (prog.n_qubits) {
-    case 1: return simulate_n<T, 1>(prog, p);
-    case 2: return simulate_n<T, 2>(prog, p);
-    case 3: return simulate_n<T, 3>(prog, p);
-    case 4: return simulate_n<T, 4>(prog, p);
-    case 5: return simulate_n<T, 5>(prog, p);
-    case 6: return simulate_n<T, 6>(prog, p);
-    case 7: return simulate_n<T, 7>(prog, p);
-    case 8: return simulate_n<T, 8>(prog, p);
-    case 9: return simulate_n<T, 9>(prog, p);
-    case 10: return simulate_n<T, 10>(prog, p);
-    default: return;  // compile() guarantees 1..kMaxQubits
-  }
+  with_qubit_count(prog.n_qubits, [&](auto n) { simulate_n<T, decltype(n)::value>(prog, p); });
 }
 
 }  // namespace

@@ -213,20 +213,7 @@ void step_all_tensors(const Program& prog, const StepParams& sp) {
 
 template <class P>
 void step_typed(const Program& prog, const StepParams& sp) {
-  static_assert(kMaxQubits == 10, "one case per qubit count");
-  switch (prog.n_qubits) {
-    case 1: return step_all_tensors<P, 1>(prog, sp);
-    case 2: return step_all_tensors<P, 2>(prog, sp);
-    case 3: return step_all_tensors<P, 3>(prog, sp);
-    case 4: return step_all_tensors<P, 4>(prog, sp);
-    case 5: return step_all_tensors<P, 5>(prog, sp);
-    case 6: return step_all_tensors<P, 6>(prog, sp);
-    case 7: return step_all_tensors<P, 7>(prog, sp);
-    case 8: return step_all_tensors<P, 8>(prog, sp);
-    case 9: return step_all_tensors<P, 9>(prog, sp);
-    case 10: return step_all_tensors<P, 10>(prog, sp);
-    default: return;
-  }
+  with_qubit_count(prog.n_qubits, [&](auto n) { step_all_tensors<P, decltype(n)::value>(prog, sp); });
 }
 
 }  // namespace

@@ -5,13 +5,14 @@
 #include <cstdint>
 
 #include "../circuit.h"
-#include "../cpu/kernels.h"  // DType, ParamType, Coverage: shared vocabulary
+#include "../kernel_types.h"
 
 namespace sp::cuda {
 
-using cpu::Coverage;
-using cpu::DType;
-using cpu::ParamType;
+using sp::Coverage;
+using sp::DType;
+using sp::ParamType;
+using sp::StepTensor;
 
 // As cpu::SimulateParams, with device pointers, the program in device memory and a stream.
 struct SimulateParams {
@@ -32,18 +33,6 @@ struct SimulateParams {
 };
 
 void simulate(const SimulateParams& p);
-
-// One parameter tensor of the fused step (device pointers; contiguous, row-major).
-struct StepTensor {
-  void* param;
-  const void* grad;
-  void* exp_avg;
-  void* exp_avg_sq;
-  float* step;  // float32 on the device; the launch reads step + 1 and then stores it
-  std::int64_t numel;
-  std::int64_t row_length;
-};
-static_assert(sizeof(StepTensor) == 7 * sizeof(std::int64_t), "StepTensor is passed as 7 int64 words");
 
 struct StepParams {
   const Program* program = nullptr;  // device copy of the compiled program

@@ -117,20 +117,7 @@ void launch(const SimulateParams& p) {
 
 template <class T>
 void launch_typed(const SimulateParams& p) {
-  static_assert(kMaxQubits == 10, "one case per qubit count");
-  switch (p.n_qubits) {
-    case 1: return launch<T, 1>(p);
-    case 2: return launch<T, 2>(p);
-    case 3: return launch<T, 3>(p);
-    case 4: return launch<T, 4>(p);
-    case 5: return launch<T, 5>(p);
-    case 6: return launch<T, 6>(p);
-    case 7: return launch<T, 7>(p);
-    case 8: return launch<T, 8>(p);
-    case 9: return launch<T, 9>(p);
-    case 10: return launch<T, 10>(p);
-    default: return;
-  }
+  with_qubit_count(p.n_qubits, [&](auto n) { launch<T, decltype(n)::value>(p); });
 }
 
 }  // namespace

@@ -286,20 +286,7 @@ void launch_all(const StepParams& p) {
 
 template <class P>
 void launch_typed(const StepParams& p) {
-  static_assert(kMaxQubits == 10, "one case per qubit count");
-  switch (p.n_qubits) {
-    case 1: return launch_all<P, 1>(p);
-    case 2: return launch_all<P, 2>(p);
-    case 3: return launch_all<P, 3>(p);
-    case 4: return launch_all<P, 4>(p);
-    case 5: return launch_all<P, 5>(p);
-    case 6: return launch_all<P, 6>(p);
-    case 7: return launch_all<P, 7>(p);
-    case 8: return launch_all<P, 8>(p);
-    case 9: return launch_all<P, 9>(p);
-    case 10: return launch_all<P, 10>(p);
-    default: return;
-  }
+  with_qubit_count(p.n_qubits, [&](auto n) { launch_all<P, decltype(n)::value>(p); });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import statistics
 import subprocess
 import time
@@ -13,7 +14,15 @@ from pathlib import Path
 from .._table import format_table
 from ..info import collect
 
-__all__ = ["add_shared_arguments", "format_table", "git_commit", "median_seconds", "provenance", "si"]
+__all__ = [
+    "add_shared_arguments",
+    "format_table",
+    "git_commit",
+    "median_seconds",
+    "provenance",
+    "si",
+    "write_results",
+]
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
@@ -22,6 +31,23 @@ def add_shared_arguments(parser: argparse.ArgumentParser, default_out: Path) -> 
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
     parser.add_argument("--out", type=Path, default=default_out, help="folder for the JSON and PNG results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+
+def write_results(
+    data: dict, args: argparse.Namespace, name: str, plot: Callable[[dict, Path], None]
+) -> None:
+    """Write ``<name>[-<device>].json`` and, unless ``--no-plot``, the PNG beside it into ``args.out``."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = name if args.device == "cpu" else f"{name}-{args.device}"
+    (args.out / f"{stem}.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {args.out / f'{stem}.json'}")
+    if args.no_plot:
+        return
+    try:
+        plot(data, args.out / f"{stem}.png")
+        print(f"wrote {args.out / f'{stem}.png'}")
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
 
 
 def median_seconds(

@@ -19,7 +19,6 @@ Ratios are taken between backends measured in the same run at the same batch.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from .._extension import extension
 from ..backends import available_backends
 from ..circuit import Circuit
 from ..simulate import simulate
-from .common import add_shared_arguments, format_table, median_seconds, provenance, si
+from .common import add_shared_arguments, format_table, median_seconds, provenance, si, write_results
 
 CIRCUITS: dict[str, Callable[[], Circuit]] = {
     "paper(4)": lambda: circuits.paper(4),
@@ -229,14 +228,5 @@ def execute(args: argparse.Namespace) -> int:
     aer_max = args.aer_max if args.aer_max is not None else (100 if args.quick else 10**4)
     data = run(batches, aer_max, args.device)
     print(table(data))
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "kernels" if args.device == "cpu" else f"kernels-{args.device}"
-    (args.out / f"{name}.json").write_text(json.dumps(data, indent=2))
-    print(f"wrote {args.out / f'{name}.json'}")
-    if not args.no_plot:
-        try:
-            plot(data, args.out / f"{name}.png")
-            print(f"wrote {args.out / f'{name}.png'}")
-        except ImportError:
-            print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
+    write_results(data, args, "kernels", plot)
     return 0

@@ -12,7 +12,6 @@ attainable bandwidth.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from tqdm import tqdm
 from .. import circuits
 from ..backends import available_backends
 from ..optimizer import SuperpositionalAdamW
-from .common import add_shared_arguments, format_table, provenance
+from .common import add_shared_arguments, format_table, provenance, write_results
 
 BYTES_PER_PARAM = 28
 SIZES = {"cpu": [16, 18, 20, 22, 23, 24], "cuda": [20, 22, 24, 26, 28]}
@@ -250,14 +249,5 @@ def execute(args: argparse.Namespace) -> int:
         sizes = [k for k in sizes if k <= args.max_log2]
     data = run(sizes, 3 if args.quick else args.rounds, args.device, TORCH_BACKEND_MAX[args.device])
     print(table(data))
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "step" if args.device == "cpu" else f"step-{args.device}"
-    (args.out / f"{name}.json").write_text(json.dumps(data, indent=2))
-    print(f"wrote {args.out / f'{name}.json'}")
-    if not args.no_plot:
-        try:
-            plot(data, args.out / f"{name}.png")
-            print(f"wrote {args.out / f'{name}.png'}")
-        except ImportError:
-            print("matplotlib is not installed: no plot (pip install 'superpositional[bench]')")
+    write_results(data, args, "step", plot)
     return 0
