@@ -60,6 +60,7 @@ sp::DType dtype_from_name(const std::string& name) {
 
 const void* as_pointer(std::uintptr_t address) { return reinterpret_cast<const void*>(address); }
 
+// `out` is the output buffer (or, for the backward pass, the upstream gradient).
 void check_simulate_inputs(const sp::Program& prog, std::int64_t batch, std::uintptr_t params, std::uintptr_t grads,
                            std::uintptr_t out) {
   if (batch < 0) throw std::invalid_argument("batch must be non-negative");
@@ -101,6 +102,29 @@ void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std:
   p.num_threads = num_threads;
   py::gil_scoped_release release;
   sp::cpu::kernels().simulate(prog, p);
+}
+
+void simulate_backward_cpu(const sp::Program& prog, std::uintptr_t params,
+                           std::pair<std::int64_t, std::int64_t> params_stride, std::uintptr_t grads,
+                           std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t weights,
+                           std::uintptr_t d_params, std::uintptr_t d_grads, std::int64_t batch,
+                           const std::string& dtype, int num_threads) {
+  check_simulate_inputs(prog, batch, params, grads, weights);
+  sp::cpu::BackwardParams p;
+  p.params = as_pointer(params);
+  p.params_stride[0] = params_stride.first;
+  p.params_stride[1] = params_stride.second;
+  p.grads = as_pointer(grads);
+  p.grads_stride[0] = grads_stride.first;
+  p.grads_stride[1] = grads_stride.second;
+  p.weights = as_pointer(weights);
+  p.d_params = reinterpret_cast<void*>(d_params);
+  p.d_grads = reinterpret_cast<void*>(d_grads);
+  p.batch = batch;
+  p.dtype = dtype_from_name(dtype);
+  p.num_threads = num_threads;
+  py::gil_scoped_release release;
+  sp::cpu::kernels().backward(prog, p);
 }
 
 sp::ParamType param_type_from_name(const std::string& name) {
@@ -262,6 +286,10 @@ PYBIND11_MODULE(_C, m) {
         py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"), py::arg("batch"),
         py::arg("dtype"), py::arg("num_threads"));
 
+  m.def("simulate_backward_cpu", &simulate_backward_cpu, py::arg("program"), py::arg("params"),
+        py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("weights"), py::arg("d_params"),
+        py::arg("d_grads"), py::arg("batch"), py::arg("dtype"), py::arg("num_threads"),
+        "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CPU).");
   m.def("step_cpu", &step_cpu, py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
         py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
         py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"), py::arg("num_threads"),

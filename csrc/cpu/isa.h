@@ -24,5 +24,6 @@ using Lanes = WideOps<T, SP_VECTOR_BYTES, SP_VECTOR_PIECES>;
 
 void simulate(const Program& prog, const SimulateParams& p);
 void step(const Program& prog, const StepParams& p);
+void backward(const Program& prog, const BackwardParams& p);
 
 }  // namespace sp::cpu::SP_ISA

@@ -41,10 +41,26 @@ struct StepParams {
   int num_threads = 0;  // 0: the OpenMP default
 };
 
+// Gradients of L = sum_k weights[b, k] e[b, k] with respect to params and grads
+// (the adjoint method; see adjoint.h). Inputs as in SimulateParams.
+struct BackwardParams {
+  const void* params = nullptr;
+  std::int64_t params_stride[2] = {0, 0};
+  const void* grads = nullptr;
+  std::int64_t grads_stride[2] = {0, 0};
+  const void* weights = nullptr;  // [batch, n], contiguous: dL/de
+  void* d_params = nullptr;       // [batch, n], contiguous; null: not wanted
+  void* d_grads = nullptr;        // [batch, n], contiguous; null: not wanted
+  std::int64_t batch = 0;
+  DType dtype = DType::kFloat32;
+  int num_threads = 0;
+};
+
 struct KernelTable {
   const char* isa;
   void (*simulate)(const Program&, const SimulateParams&);
   void (*step)(const Program&, const StepParams&);
+  void (*backward)(const Program&, const BackwardParams&);
 };
 
 // Instruction sets this build carries, best first, and whether this CPU runs them.

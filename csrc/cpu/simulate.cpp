@@ -12,20 +12,6 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
-// Rows [row0, row0 + lanes) of a strided [batch, N] matrix as N lane vectors.
-template <class Ops, int N>
-inline void load_rows(const typename Ops::S* src, const std::int64_t* stride, std::int64_t row0, int lanes,
-                      typename Ops::V* dst) {
-  if (lanes == Ops::kWidth && stride[0] == N && stride[1] == 1) {
-    gather_full<Ops, N>(src + row0 * N, dst);
-    return;
-  }
-  gather<Ops, N>(src, lanes, stride[1], [&](int l, std::int64_t& offset, int& count) {
-    offset = (row0 + l) * stride[0];
-    count = N;
-  }, dst);
-}
-
 template <class Ops, int N>
 inline void store_state(const State<Ops, N>& st, std::int64_t row0, int lanes, typename Ops::S* dst) {
   constexpr std::int64_t kDim = State<Ops, N>::kDim;
@@ -69,14 +55,7 @@ void simulate_n(const Program& prog, const SimulateParams& p) {
       state_expectations<Ops, N>(prog, st, e);
       if (state != nullptr) store_state<Ops, N>(st, row0, lanes, state);
     }
-    if (lanes == W) {
-      scatter_full<Ops, N>(e, out + row0 * N);
-    } else {
-      scatter<Ops, N>(e, lanes, [&](int l, std::int64_t& offset, int& count) {
-        offset = (row0 + l) * N;
-        count = N;
-      }, out);
-    }
+    store_rows<Ops, N>(e, row0, lanes, out);
   }
 }
 

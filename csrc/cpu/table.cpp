@@ -7,6 +7,6 @@
 namespace sp::cpu::SP_ISA {
 
 extern const KernelTable table;
-const KernelTable table{SP_STR(SP_ISA), &simulate, &step};
+const KernelTable table{SP_STR(SP_ISA), &simulate, &step, &backward};
 
 }  // namespace sp::cpu::SP_ISA

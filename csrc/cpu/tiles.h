@@ -178,4 +178,31 @@ inline void scatter_full(const typename Ops::V* src, typename Ops::S* dst) {
   }
 }
 
+// Rows [row0, row0 + lanes) of a strided [batch, N] matrix as N lane vectors.
+template <class Ops, int N>
+inline void load_rows(const typename Ops::S* src, const std::int64_t* stride, std::int64_t row0, int lanes,
+                      typename Ops::V* dst) {
+  if (lanes == Ops::kWidth && stride[0] == N && stride[1] == 1) {
+    gather_full<Ops, N>(src + row0 * N, dst);
+    return;
+  }
+  gather<Ops, N>(src, lanes, stride[1], [&](int l, std::int64_t& offset, int& count) {
+    offset = (row0 + l) * stride[0];
+    count = N;
+  }, dst);
+}
+
+// N lane vectors to rows [row0, row0 + lanes) of a contiguous [batch, N] matrix.
+template <class Ops, int N>
+inline void store_rows(const typename Ops::V* src, std::int64_t row0, int lanes, typename Ops::S* dst) {
+  if (lanes == Ops::kWidth) {
+    scatter_full<Ops, N>(src, dst + row0 * N);
+    return;
+  }
+  scatter<Ops, N>(src, lanes, [&](int l, std::int64_t& offset, int& count) {
+    offset = (row0 + l) * N;
+    count = N;
+  }, dst);
+}
+
 }  // namespace sp::cpu

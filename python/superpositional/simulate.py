@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import backends
+from .backends import kernel as kernel_backend
 from .circuit import Circuit
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
@@ -77,26 +79,95 @@ def simulate(
     batch = int(np.prod(leading, dtype=np.int64)) if leading else 1
     name = backends.resolve(backend, first.device)
     circuit.freeze()
+    differentiable = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p, g))
+    if differentiable:
+        name = _differentiable_backend(name)
 
-    def rows(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.detach().to(compute).reshape(batch, n)
+    def rows(t: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
+        if t is None or not wanted:
+            return None
+        t = t if differentiable else t.detach()
+        return t.to(compute).reshape(batch, n)
 
-    expectations, state = backends.simulator(name)(
-        circuit,
-        rows(p) if circuit.uses_params or g is None else None,
-        rows(g) if circuit.uses_grads else None,
-        batch=batch,
-        dtype=compute,
-        device=first.device,
-        return_state=bool(return_state),
-    )
+    params_rows = rows(p, circuit.uses_params or g is None)
+    grads_rows = rows(g, circuit.uses_grads)
+    run = backends.simulator(name)
+    options = dict(batch=batch, dtype=compute, device=first.device)
+    state = None
+    if differentiable and name == "cpu" and (params_rows is not None or grads_rows is not None):
+        expectations = _KernelSimulate.apply(circuit, params_rows, grads_rows)
+        if return_state:
+            with torch.no_grad():
+                _, state = run(circuit, params_rows, grads_rows, return_state=True, **options)
+    else:
+        expectations, state = run(
+            circuit, params_rows, grads_rows, return_state=bool(return_state), **options
+        )
     expectations = expectations.reshape(*leading, n).to(first.dtype)
     if state is not None:
         state = state.reshape(*leading, 2**n)
     if as_numpy:
-        expectations = expectations.cpu().numpy()
+        expectations = expectations.detach().cpu().numpy()
         state = state.cpu().numpy() if state is not None else None
     return (expectations, state) if return_state else expectations
+
+
+_warned_cuda_gradients = False
+
+
+def _differentiable_backend(name: str) -> str:
+    """The backend that computes gradients for a call that needs them."""
+    global _warned_cuda_gradients
+    if name == "aer":
+        raise ValueError(
+            "backend 'aer' does not compute gradients; use 'cpu' or 'torch' for inputs that require grad"
+        )
+    if name == "cuda":
+        if not _warned_cuda_gradients:
+            warnings.warn(
+                "gradients of CUDA simulation run on the torch backend until the CUDA adjoint kernel lands",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _warned_cuda_gradients = True
+        return "torch"
+    return name
+
+
+class _KernelSimulate(torch.autograd.Function):
+    """Expectations from the CPU kernel, with their gradients from the kernel's adjoint method."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, circuit: Circuit, params: torch.Tensor | None, grads: torch.Tensor | None
+    ) -> torch.Tensor:
+        first = params if params is not None else grads
+        expectations, _ = backends.simulator("cpu")(
+            circuit,
+            params,
+            grads,
+            batch=first.shape[0],
+            dtype=first.dtype,
+            device=first.device,
+            return_state=False,
+        )
+        ctx.circuit = circuit
+        ctx.save_for_backward(params, grads)
+        return expectations
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
+        params, grads = ctx.saved_tensors
+        d_params, d_grads = kernel_backend.simulate_backward_cpu(
+            ctx.circuit,
+            params,
+            grads,
+            grad_expectations,
+            want_params=params is not None and ctx.needs_input_grad[1],
+            want_grads=grads is not None and ctx.needs_input_grad[2],
+        )
+        return None, d_params, d_grads
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor | None:

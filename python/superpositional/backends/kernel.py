@@ -122,6 +122,42 @@ def simulate_cuda(
     return out, state
 
 
+def simulate_backward_cpu(
+    circuit: Circuit,
+    params: torch.Tensor | None,
+    grads: torch.Tensor | None,
+    weights: torch.Tensor,
+    *,
+    want_params: bool,
+    want_grads: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``sum(weights * e)`` with respect to params and grads ``[B, n]`` (adjoint method)."""
+    ext = require_extension()
+    program = circuit.program()
+    batch, n = weights.shape
+    dtype = weights.dtype
+    weights = weights.contiguous()
+    d_params = torch.empty(batch, n, dtype=dtype) if want_params else None
+    d_grads = torch.empty(batch, n, dtype=dtype) if want_grads else None
+    if batch > 0 and (want_params or want_grads):
+        params_ptr, params_stride = _pointer(params)
+        grads_ptr, grads_stride = _pointer(grads)
+        ext.simulate_backward_cpu(
+            program,
+            params_ptr,
+            params_stride,
+            grads_ptr,
+            grads_stride,
+            weights.data_ptr(),
+            d_params.data_ptr() if d_params is not None else 0,
+            d_grads.data_ptr() if d_grads is not None else 0,
+            batch,
+            _DTYPE_NAMES[dtype],
+            torch.get_num_threads(),
+        )
+    return d_params, d_grads
+
+
 def row_length(t: torch.Tensor) -> int:
     """Elements per row: a row is a slice along dim 0 (tensors of dim 0 or 1 are one row)."""
     if t.dim() >= 2 and t.shape[0] > 0:
