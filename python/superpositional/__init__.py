@@ -6,7 +6,7 @@ validated against Qiskit Aer. See the README for the mathematics.
 
 from __future__ import annotations
 
-from . import circuits
+from . import circuits, nn
 from .backends import available_backends
 from .circuit import Circuit, Gate, Input, grad, param
 from .optimizer import SuperpositionalAdamW
@@ -23,6 +23,7 @@ __all__ = [
     "available_backends",
     "circuits",
     "grad",
+    "nn",
     "param",
     "simulate",
 ]

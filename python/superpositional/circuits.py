@@ -17,6 +17,12 @@ r"""Preset circuits from the paper (arXiv 2511.01918).
 
     For ``n = 1`` this is Eq. 2 exactly. The RZ phase changes the statevector but
     no Z expectation; it matters with other ``observables``.
+
+``attention(n)``
+    The circuit of the Quantum Attention layer (:class:`superpositional.nn.QuantumAttention`):
+    the gates of ``entangled(n)`` with RY angle ``theta_k`` and RZ angle ``g_k``
+    (no factor pi: both are learned, and the attention score is added to
+    ``theta_k``), measured in ``X`` so that the RZ phases matter.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from .circuit import MAX_QUBITS, Circuit, grad, param
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
 
-__all__ = ["entangled", "paper"]
+__all__ = ["attention", "entangled", "paper"]
 
 
 def _check(n: int) -> None:
@@ -62,3 +68,17 @@ def entangled(n: int = 4, observables: Sequence[str] | None = None) -> Circuit:
     for k in range(n - 1):
         c.cx(k, k + 1)
     return c.observe(list(observables) if observables is not None else ["-Z"] * n)
+
+
+def attention(n: int = 4) -> Circuit:
+    """H, RY(theta_k), RZ(g_k) on every qubit, then a CNOT chain; observe X on every qubit."""
+    _check(n)
+    c = Circuit(n)
+    for k in range(n):
+        c.h(k)
+    for k in range(n):
+        c.ry(k, param(k))
+        c.rz(k, grad(k))
+    for k in range(n - 1):
+        c.cx(k, k + 1)
+    return c.observe(["X"] * n)

@@ -1,4 +1,4 @@
-"""The command line: ``python -m superpositional {validate,bench,info}``."""
+"""The command line: ``python -m superpositional {demo,validate,bench,info}``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superpositional", description="Superpositional Gradient Descent for PyTorch"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,bench,info}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,validate,bench,info}")
+
+    demo = commands.add_parser("demo", help="the paper's synthetic experiment: Adam vs SuperpositionalAdamW")
+    demo.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; --full: 5)")
+    demo.add_argument("--epochs", type=int, default=None, help="epochs per run (default 12; --full: 20)")
+    demo.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-results"), help="folder for results.json and the plot"
+    )
+    demo.add_argument("--arms", nargs="+", default=None, help="arms to train (default: all four)")
+    demo.add_argument("--full", action="store_true", help="the full budget: 5 seeds, 20 epochs")
 
     validate = commands.add_parser("validate", help="check every built backend against Qiskit Aer")
     validate.add_argument("--circuits", type=int, default=1000, help="random circuits (default 1000)")
@@ -37,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from . import demo
+
+        seeds = args.seeds or (5 if args.full else 3)
+        epochs = args.epochs or (20 if args.full else 12)
+        if seeds < 1 or epochs < 1:
+            raise SystemExit("demo: --seeds and --epochs must be positive")
+        return demo.main(seeds, epochs, args.device, args.out, args.arms)
     if args.command == "validate":
         from . import validate
 

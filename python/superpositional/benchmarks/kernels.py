@@ -12,6 +12,9 @@ to 1e7, each backend simulates the same circuits on the same float32 inputs
   the raw statevector engine.
 - ``torch``: the vectorised PyTorch reference (every gate on a ``[B, 2**n]`` state).
 - ``aer``: Qiskit Aer ``EstimatorV2``, ``default_precision=0``, one PUB.
+- ``cpu-gradients``, ``torch-gradients`` (CPU only): forward and backward, the gradients of
+  ``sum(w * e)`` with respect to both inputs; the kernel by the adjoint method, the reference by
+  autograd.
 
 Ratios are taken between backends measured in the same run at the same batch.
 """
@@ -47,7 +50,9 @@ STATEVECTOR_AMPLITUDES = {"cpu": 2**30, "cuda": 2**34}
 
 def _backends(device: str) -> list[str]:
     kernel = "cpu" if device == "cpu" else device
-    wanted = [kernel, f"{kernel}-statevector", "torch"] + (["aer"] if device == "cpu" else [])
+    wanted = [kernel, f"{kernel}-statevector", "torch"] + (
+        ["aer", "cpu-gradients", "torch-gradients"] if device == "cpu" else []
+    )
     have = available_backends()
     return [b for b in wanted if b.split("-")[0] in have]
 
@@ -88,14 +93,27 @@ def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor
             "float32",
             torch.get_num_threads(),
         )
+    if backend.endswith("-gradients"):
+        # Forward and backward: gradients of sum(w * e) with respect to both inputs.
+        name = backend.split("-")[0]
+        theta, g = theta.clone().requires_grad_(), g.clone().requires_grad_()
+        weights = torch.randn_like(theta)
+
+        def forward_backward() -> None:
+            theta.grad = g.grad = None
+            (simulate(circuit, theta, g, backend=name) * weights).sum().backward()
+
+        return forward_backward
     if backend == "aer":
         theta, g = theta.double(), g.double()
     return lambda: simulate(circuit, theta, g, backend=backend)
 
 
 def _wanted(backend: str, n: int, batch: int, aer_max: int, device: str) -> bool:
-    if backend == "torch":
-        return batch * 2**n <= TORCH_AMPLITUDES[device]
+    if backend.startswith("torch"):
+        return batch * 2**n <= TORCH_AMPLITUDES[device] // (4 if backend.endswith("-gradients") else 1)
+    if backend == "cpu-gradients":
+        return batch * 2**n <= 2**28
     if backend == "aer":
         return batch <= aer_max
     if backend.endswith("-statevector"):
@@ -167,7 +185,9 @@ def table(data: dict) -> str:
     backends = list(dict.fromkeys(r["backend"] for r in data["results"]))
     kernel = backends[0]
     peers = [b for b in ("torch", "aer") if b in backends]
+    gradients = "cpu-gradients" in backends and "torch-gradients" in backends
     header = ["circuit", "batch", *backends, *(f"{kernel}/{peer}" for peer in peers)]
+    header += ["gradients cpu/torch"] if gradients else []
     rows = []
     batches = sorted({r["batch"] for r in data["results"]})
     for name in CIRCUITS:
@@ -175,6 +195,9 @@ def table(data: dict) -> str:
             rates = {b: _rate(data, name, b, batch) for b in backends}
             ours = rates[kernel]
             ratios = [f"{ours / rates[p]:.0f}x" if ours and rates[p] else "-" for p in peers]
+            if gradients:
+                mine, theirs = rates["cpu-gradients"], rates["torch-gradients"]
+                ratios.append(f"{mine / theirs:.0f}x" if mine and theirs else "-")
             rows.append([name, f"{batch:.0e}", *(si(rates[b]) for b in backends), *ratios])
     device = data.get("device", "cpu")
     return f"circuits per second (median), same run, {device}\n" + format_table(header, rows)
