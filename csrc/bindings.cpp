@@ -69,6 +69,19 @@ void check_simulate_inputs(const sp::Program& prog, std::int64_t batch, std::uin
   if (out == 0) throw std::invalid_argument("no output buffer");
 }
 
+using Stride = std::pair<std::int64_t, std::int64_t>;
+
+// The strided [batch, n] inputs of a simulation (any of the kernels' params structs).
+template <class Params>
+void set_inputs(Params& p, std::uintptr_t params, Stride params_stride, std::uintptr_t grads, Stride grads_stride) {
+  p.params = as_pointer(params);
+  p.params_stride[0] = params_stride.first;
+  p.params_stride[1] = params_stride.second;
+  p.grads = as_pointer(grads);
+  p.grads_stride[0] = grads_stride.first;
+  p.grads_stride[1] = grads_stride.second;
+}
+
 // The fused step's tensor table: `address` holds n rows laid out as sp::StepTensor.
 const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
   if (n < 0) throw std::invalid_argument("n_tensors must be non-negative");
@@ -84,17 +97,12 @@ const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
   return tensors;
 }
 
-void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std::int64_t, std::int64_t> params_stride,
-                  std::uintptr_t grads, std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out,
+void simulate_cpu(const sp::Program& prog, std::uintptr_t params, Stride params_stride,
+                  std::uintptr_t grads, Stride grads_stride, std::uintptr_t out,
                   std::uintptr_t state, std::int64_t batch, const std::string& dtype, int num_threads) {
   check_simulate_inputs(prog, batch, params, grads, out);
   sp::cpu::SimulateParams p;
-  p.params = as_pointer(params);
-  p.params_stride[0] = params_stride.first;
-  p.params_stride[1] = params_stride.second;
-  p.grads = as_pointer(grads);
-  p.grads_stride[0] = grads_stride.first;
-  p.grads_stride[1] = grads_stride.second;
+  set_inputs(p, params, params_stride, grads, grads_stride);
   p.out = reinterpret_cast<void*>(out);
   p.state = reinterpret_cast<void*>(state);
   p.batch = batch;
@@ -105,18 +113,13 @@ void simulate_cpu(const sp::Program& prog, std::uintptr_t params, std::pair<std:
 }
 
 void simulate_backward_cpu(const sp::Program& prog, std::uintptr_t params,
-                           std::pair<std::int64_t, std::int64_t> params_stride, std::uintptr_t grads,
-                           std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t weights,
+                           Stride params_stride, std::uintptr_t grads,
+                           Stride grads_stride, std::uintptr_t weights,
                            std::uintptr_t d_params, std::uintptr_t d_grads, std::int64_t batch,
                            const std::string& dtype, int num_threads) {
   check_simulate_inputs(prog, batch, params, grads, weights);
   sp::cpu::BackwardParams p;
-  p.params = as_pointer(params);
-  p.params_stride[0] = params_stride.first;
-  p.params_stride[1] = params_stride.second;
-  p.grads = as_pointer(grads);
-  p.grads_stride[0] = grads_stride.first;
-  p.grads_stride[1] = grads_stride.second;
+  set_inputs(p, params, params_stride, grads, grads_stride);
   p.weights = as_pointer(weights);
   p.d_params = reinterpret_cast<void*>(d_params);
   p.d_grads = reinterpret_cast<void*>(d_grads);
@@ -166,8 +169,8 @@ void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, co
 #ifdef SP_WITH_CUDA
 // `program` is the address of a device copy of the Program (see Program.to_bytes).
 void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t params,
-                   std::pair<std::int64_t, std::int64_t> params_stride, std::uintptr_t grads,
-                   std::pair<std::int64_t, std::int64_t> grads_stride, std::uintptr_t out, std::uintptr_t state,
+                   Stride params_stride, std::uintptr_t grads,
+                   Stride grads_stride, std::uintptr_t out, std::uintptr_t state,
                    std::int64_t batch, const std::string& dtype, std::uintptr_t stream) {
   check_simulate_inputs(host_program, batch, params, grads, out);
   if (program == 0) throw std::invalid_argument("no device program");
@@ -177,12 +180,7 @@ void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std:
   p.uses_params = host_program.uses_params;
   p.uses_grads = host_program.uses_grads;
   p.n_qubits = host_program.n_qubits;
-  p.params = as_pointer(params);
-  p.params_stride[0] = params_stride.first;
-  p.params_stride[1] = params_stride.second;
-  p.grads = as_pointer(grads);
-  p.grads_stride[0] = grads_stride.first;
-  p.grads_stride[1] = grads_stride.second;
+  set_inputs(p, params, params_stride, grads, grads_stride);
   p.out = reinterpret_cast<void*>(out);
   p.state = reinterpret_cast<void*>(state);
   p.batch = batch;
