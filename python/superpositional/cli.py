@@ -1,4 +1,4 @@
-"""The command line: ``python -m superpositional {demo,validate,bench,info}``."""
+"""The command line: ``python -m superpositional {demo,finetune,validate,bench,info}``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superpositional", description="Superpositional Gradient Descent for PyTorch"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,validate,bench,info}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{demo,finetune,validate,bench,info}"
+    )
 
     demo = commands.add_parser("demo", help="the paper's synthetic experiment: Adam vs SuperpositionalAdamW")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; --full: 5)")
@@ -22,6 +24,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--arms", nargs="+", default=None, help="arms to train (default: all four)")
     demo.add_argument("--full", action="store_true", help="the full budget: 5 seeds, 20 epochs")
+
+    finetune = commands.add_parser(
+        "finetune", help="the paper's LLM fine-tuning: AdamW vs SuperpositionalAdamW"
+    )
+    finetune.add_argument(
+        "--model",
+        default="tiny",
+        help="a Hugging Face name or path, or a preset initialised here: tiny, small, medium",
+    )
+    finetune.add_argument(
+        "--data", type=Path, default=None, help="GSM8K-format JSONL (default: generated problems)"
+    )
+    finetune.add_argument(
+        "--arms", nargs="+", default=["adamw", "sgd-0.1", "sgd-0.5"], help="optimizers to compare"
+    )
+    finetune.add_argument(
+        "--examples", type=int, default=2000, help="training problems, one epoch (default 2000)"
+    )
+    finetune.add_argument("--eval-examples", type=int, default=200, help="held-out problems (default 200)")
+    finetune.add_argument("--generate", type=int, default=50, help="held-out problems answered by generation")
+    finetune.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: Table III's 2e-5 for pretrained models, 1e-3 for presets)",
+    )
+    finetune.add_argument("--warmup", type=int, default=500, help="warm-up steps (Table III: 500)")
+    finetune.add_argument("--max-length", type=int, default=256, help="tokens per example")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    finetune.add_argument("--out", type=Path, default=Path("finetune-results"), help="folder for the results")
 
     validate = commands.add_parser("validate", help="check every built backend against Qiskit Aer")
     validate.add_argument("--circuits", type=int, default=1000, help="random circuits (default 1000)")
@@ -55,6 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         if seeds < 1 or epochs < 1:
             raise SystemExit("demo: --seeds and --epochs must be positive")
         return demo.main(seeds, epochs, args.device, args.out, args.arms)
+    if args.command == "finetune":
+        from . import finetune
+
+        lr = args.lr if args.lr is not None else (1e-3 if args.model in finetune.PRESETS else 2e-5)
+        return finetune.main(
+            args.model,
+            args.data,
+            args.arms,
+            args.examples,
+            args.eval_examples,
+            args.generate,
+            lr,
+            args.warmup,
+            args.max_length,
+            args.seed,
+            args.device,
+            args.out,
+        )
     if args.command == "validate":
         from . import validate
 
