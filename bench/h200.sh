@@ -2,7 +2,10 @@
 # One session on the lent H200 (see the device tool's README): build there, test, sanitize, validate
 # against Aer and benchmark:  bash bench/h200.sh all  (about 7 minutes), or the stages separately:
 # bash bench/h200.sh build-test  /  bash bench/h200.sh bench
-# Logs and results go to $OUT; Qiskit comes as carried wheels in .whl/.
+# The paper's experiments on the GPU (each stage fits one 10-minute device call):
+# bash bench/h200.sh demo  /  bash bench/h200.sh finetune MODEL SEED...
+# Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
+# .whl/ and .whl/ft/, installed once per machine into /tmp/site.
 set -uo pipefail
 OUT=${OUT:-/tmp/h200-out}
 mkdir -p "$OUT"
@@ -10,10 +13,11 @@ export PYTHONUNBUFFERED=1
 log="$OUT/$1.log"
 exec > >(tee -a "$log") 2>&1
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
+if ls .whl/*.whl >/dev/null 2>&1 && [ ! -e /tmp/site/.installed ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl $(ls .whl/ft/*.whl 2>/dev/null) && touch /tmp/site/.installed
 fi
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
 
 case "$1" in
   all)
@@ -27,7 +31,8 @@ case "$1" in
     time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
     python3 -m superpositional info
     python3 -m pytest -q tests/test_cuda.py tests/test_kernel.py tests/test_optimizer.py tests/test_simulate.py \
-      tests/test_aer.py tests/test_compile.py tests/test_optimizer_errors.py -p no:cacheprovider || status=1
+      tests/test_aer.py tests/test_compile.py tests/test_optimizer_errors.py tests/test_gradients.py \
+      tests/test_nn.py tests/test_finetune.py -p no:cacheprovider || status=1
     for tool in memcheck racecheck initcheck synccheck; do
       echo "== compute-sanitizer --tool $tool"
       compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/sanitize_cuda.py 2>&1 | tail -4
@@ -39,5 +44,16 @@ case "$1" in
       2>/dev/null | tail -8
     python3 bench/kernels.py --device cuda --out "$OUT" 2>/dev/null
     python3 bench/step.py --device cuda --out "$OUT" 2>/dev/null
+    ;;
+  demo)
+    python3 -m superpositional demo --full --device cuda --out "$OUT/demo-cuda" 2>&1 | grep -v "it/s]$"
+    ;;
+  finetune)
+    model=$2
+    shift 2
+    for seed in "$@"; do
+      python3 -m superpositional finetune --model "$model" --device cuda --seed "$seed" \
+        --arms adamw sgd-0.1 sgd-0.5 sgd-all-0.5 --out "$OUT/finetune-$model-$seed" 2>&1 | grep -v "step/s]$"
+    done
     ;;
 esac

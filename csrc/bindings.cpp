@@ -190,6 +190,28 @@ void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std:
   sp::cuda::simulate(p);
 }
 
+void simulate_backward_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t params,
+                            Stride params_stride, std::uintptr_t grads, Stride grads_stride, std::uintptr_t weights,
+                            std::uintptr_t d_params, std::uintptr_t d_grads, std::int64_t batch,
+                            const std::string& dtype, std::uintptr_t stream) {
+  check_simulate_inputs(host_program, batch, params, grads, weights);
+  if (program == 0) throw std::invalid_argument("no device program");
+  sp::cuda::BackwardParams p;
+  p.program = reinterpret_cast<const sp::Program*>(program);
+  p.uses_params = host_program.uses_params;
+  p.uses_grads = host_program.uses_grads;
+  p.n_qubits = host_program.n_qubits;
+  set_inputs(p, params, params_stride, grads, grads_stride);
+  p.weights = as_pointer(weights);
+  p.d_params = reinterpret_cast<void*>(d_params);
+  p.d_grads = reinterpret_cast<void*>(d_grads);
+  p.batch = batch;
+  p.dtype = dtype_from_name(dtype);
+  p.stream = reinterpret_cast<void*>(stream);
+  py::gil_scoped_release release;
+  sp::cuda::simulate_backward(p);
+}
+
 void step_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t tensors, int n_tensors,
                const std::string& dtype, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
                double weight_decay, double quantum_weight, bool maximize, const std::string& coverage,
@@ -310,6 +332,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("simulate_cuda", &simulate_cuda, py::arg("host_program"), py::arg("program"), py::arg("params"),
         py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"),
         py::arg("batch"), py::arg("dtype"), py::arg("stream"));
+  m.def("simulate_backward_cuda", &simulate_backward_cuda, py::arg("host_program"), py::arg("program"),
+        py::arg("params"), py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("weights"),
+        py::arg("d_params"), py::arg("d_grads"), py::arg("batch"), py::arg("dtype"), py::arg("stream"),
+        "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CUDA).");
   m.def("step_cuda", &step_cuda, py::arg("host_program"), py::arg("program"), py::arg("tensors"),
         py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"), py::arg("lr_device"), py::arg("beta1"),
         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"),

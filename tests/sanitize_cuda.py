@@ -1,4 +1,5 @@
-"""A short program for compute-sanitizer (memcheck, racecheck, initcheck): every CUDA entry point once.
+"""A short program for compute-sanitizer (memcheck, racecheck, initcheck): every CUDA entry point once
+(simulate, its adjoint backward, the fused step).
 
 Run as ``compute-sanitizer --tool memcheck python tests/sanitize_cuda.py``; it exits non-zero if a
 result is wrong, and the sanitizer reports any bad access.
@@ -25,6 +26,16 @@ def main() -> int:
                 result = sp.simulate(c, theta.cuda(), theta.cuda(), backend="cuda", return_state=return_state)
                 got = result[0] if return_state else result
                 failures += not torch.allclose(got.cpu(), expected, atol=1e-5)
+            # The adjoint backward, against autograd through the reference.
+            weights = torch.as_tensor(rng.normal(size=(37, n)), dtype=dtype)
+            grads = []
+            for backend, device in (("torch", "cpu"), ("cuda", "cuda")):
+                inputs = [theta.clone().to(device).requires_grad_() for _ in range(2)]
+                (sp.simulate(c, *inputs, backend=backend) * weights.to(device)).sum().backward()
+                grads.append(
+                    [t.grad.cpu() if t.grad is not None else torch.zeros_like(theta) for t in inputs]
+                )
+            failures += not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(*grads))
     for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
         for coverage, circuit in (
             ("paper", sp.circuits.paper(4)),

@@ -34,6 +34,27 @@ struct SimulateParams {
 
 void simulate(const SimulateParams& p);
 
+// Adjoint-method gradients of sum(weights * expectations), as cpu::BackwardParams
+// with device pointers.
+struct BackwardParams {
+  const Program* program = nullptr;  // device copy of the compiled program
+  bool uses_params = false;          // host copies of the flags the launch needs
+  bool uses_grads = false;
+  int n_qubits = 0;
+  const void* params = nullptr;
+  std::int64_t params_stride[2] = {0, 0};
+  const void* grads = nullptr;
+  std::int64_t grads_stride[2] = {0, 0};
+  const void* weights = nullptr;  // [batch, n], contiguous: dL/de
+  void* d_params = nullptr;       // [batch, n], contiguous; null: not wanted
+  void* d_grads = nullptr;        // [batch, n], contiguous; null: not wanted
+  std::int64_t batch = 0;
+  DType dtype = DType::kFloat32;
+  void* stream = nullptr;  // cudaStream_t
+};
+
+void simulate_backward(const BackwardParams& p);
+
 struct StepParams {
   const Program* program = nullptr;  // device copy of the compiled program
   int n_qubits = 0;

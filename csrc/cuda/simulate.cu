@@ -4,65 +4,14 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "../statevector.h"
 #include "kernels.h"
 #include "ops.cuh"
+#include "rows.cuh"
 
 namespace sp::cuda {
 namespace {
-
-// 16 bytes of a row as a vector type: float4 or double2.
-template <class T>
-using Vec16 = std::conditional_t<sizeof(T) == 4, float4, double2>;
-
-template <class T, int N>
-__device__ __forceinline__ void load_row(const T* __restrict__ src, std::int64_t row, const std::int64_t* stride,
-                                         bool vector_rows, T* dst) {
-  if constexpr ((N * sizeof(T)) % 16 == 0) {
-    if (vector_rows) {
-      const Vec16<T>* v = reinterpret_cast<const Vec16<T>*>(src + row * N);
-#pragma unroll
-      for (int i = 0; i < static_cast<int>(N * sizeof(T) / 16); ++i) {
-        const Vec16<T> x = __ldg(v + i);
-        if constexpr (sizeof(T) == 4) {
-          dst[4 * i] = x.x, dst[4 * i + 1] = x.y, dst[4 * i + 2] = x.z, dst[4 * i + 3] = x.w;
-        } else {
-          dst[2 * i] = x.x, dst[2 * i + 1] = x.y;
-        }
-      }
-      return;
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < N; ++k) dst[k] = src[row * stride[0] + k * stride[1]];
-}
-
-template <class T, int N>
-__device__ __forceinline__ void store_row(T* __restrict__ dst, std::int64_t row, bool vector_rows, const T* src) {
-  if constexpr ((N * sizeof(T)) % 16 == 0) {
-    if (vector_rows) {
-      Vec16<T>* v = reinterpret_cast<Vec16<T>*>(dst + row * N);
-#pragma unroll
-      for (int i = 0; i < static_cast<int>(N * sizeof(T) / 16); ++i) {
-        if constexpr (sizeof(T) == 4) {
-          v[i] = make_float4(src[4 * i], src[4 * i + 1], src[4 * i + 2], src[4 * i + 3]);
-        } else {
-          v[i] = make_double2(src[2 * i], src[2 * i + 1]);
-        }
-      }
-      return;
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < N; ++k) dst[row * N + k] = src[k];
-}
-
-struct Strides {
-  std::int64_t params[2];
-  std::int64_t grads[2];
-};
 
 // kProduct: a product_only program and no statevector wanted (known on the
 // host), so the kernel carries no statevector and needs far fewer registers.
@@ -99,18 +48,15 @@ __global__ void __launch_bounds__(kThreads) simulate_kernel(const Program* __res
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
-
 template <class T, int N>
 void launch(const SimulateParams& p) {
   const T* params = static_cast<const T*>(p.params);
   const T* grads = static_cast<const T*>(p.grads);
   Strides strides{{p.params_stride[0], p.params_stride[1]}, {p.grads_stride[0], p.grads_stride[1]}};
-  auto contiguous = [](const void* ptr, const std::int64_t* s) { return ptr && s[0] == N && s[1] == 1 && aligned16(ptr); };
   const auto stream = static_cast<cudaStream_t>(p.stream);
   auto kernel = p.product_only && p.state == nullptr ? simulate_kernel<T, N, true> : simulate_kernel<T, N, false>;
   kernel<<<grid_for(p.batch), kThreads, 0, stream>>>(
-      p.program, params, grads, strides, contiguous(params, strides.params), contiguous(grads, strides.grads),
+      p.program, params, grads, strides, vectorizable<N>(params, strides.params), vectorizable<N>(grads, strides.grads),
       aligned16(p.out), static_cast<T*>(p.out), static_cast<T*>(p.state), p.batch);
   check(cudaGetLastError(), "simulate kernel launch");
 }

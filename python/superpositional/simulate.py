@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -94,8 +93,8 @@ def simulate(
     run = backends.simulator(name)
     options = dict(batch=batch, dtype=compute, device=first.device)
     state = None
-    if differentiable and name == "cpu" and (params_rows is not None or grads_rows is not None):
-        expectations = _KernelSimulate.apply(circuit, params_rows, grads_rows)
+    if differentiable and name in ("cpu", "cuda") and (params_rows is not None or grads_rows is not None):
+        expectations = _KernelSimulate.apply(circuit, name, params_rows, grads_rows)
         if return_state:
             with torch.no_grad():
                 _, state = run(circuit, params_rows, grads_rows, return_state=True, **options)
@@ -112,37 +111,25 @@ def simulate(
     return (expectations, state) if return_state else expectations
 
 
-_warned_cuda_gradients = False
-
-
 def _differentiable_backend(name: str) -> str:
     """The backend that computes gradients for a call that needs them."""
-    global _warned_cuda_gradients
     if name == "aer":
         raise ValueError(
-            "backend 'aer' does not compute gradients; use 'cpu' or 'torch' for inputs that require grad"
+            "backend 'aer' does not compute gradients; "
+            "use 'cpu', 'cuda' or 'torch' for inputs that require grad"
         )
-    if name == "cuda":
-        if not _warned_cuda_gradients:
-            warnings.warn(
-                "gradients of CUDA simulation run on the torch backend until the CUDA adjoint kernel lands",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _warned_cuda_gradients = True
-        return "torch"
     return name
 
 
 class _KernelSimulate(torch.autograd.Function):
-    """Expectations from the CPU kernel, with their gradients from the kernel's adjoint method."""
+    """Expectations from a compiled kernel, with their gradients from the same kernel's adjoint method."""
 
     @staticmethod
     def forward(
-        ctx: Any, circuit: Circuit, params: torch.Tensor | None, grads: torch.Tensor | None
+        ctx: Any, circuit: Circuit, kernel: str, params: torch.Tensor | None, grads: torch.Tensor | None
     ) -> torch.Tensor:
         first = params if params is not None else grads
-        expectations, _ = backends.simulator("cpu")(
+        expectations, _ = backends.simulator(kernel)(
             circuit,
             params,
             grads,
@@ -159,15 +146,15 @@ class _KernelSimulate(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
         params, grads = ctx.saved_tensors
-        d_params, d_grads = kernel_backend.simulate_backward_cpu(
+        d_params, d_grads = kernel_backend.simulate_backward(
             ctx.circuit,
             params,
             grads,
             grad_expectations,
-            want_params=params is not None and ctx.needs_input_grad[1],
-            want_grads=grads is not None and ctx.needs_input_grad[2],
+            want_params=params is not None and ctx.needs_input_grad[2],
+            want_grads=grads is not None and ctx.needs_input_grad[3],
         )
-        return None, d_params, d_grads
+        return None, None, d_params, d_grads
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor | None:

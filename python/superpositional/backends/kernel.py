@@ -122,7 +122,7 @@ def simulate_cuda(
     return out, state
 
 
-def simulate_backward_cpu(
+def simulate_backward(
     circuit: Circuit,
     params: torch.Tensor | None,
     grads: torch.Tensor | None,
@@ -131,29 +131,41 @@ def simulate_backward_cpu(
     want_params: bool,
     want_grads: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of ``sum(weights * e)`` with respect to params and grads ``[B, n]`` (adjoint method)."""
+    """Gradients of ``sum(weights * e)`` with respect to params and grads ``[B, n]`` (adjoint method).
+
+    Runs on the kernel of the weights' device: the C++ kernel for CPU tensors, the
+    CUDA kernel (on the current stream) for CUDA tensors.
+    """
     ext = require_extension()
     program = circuit.program()
     batch, n = weights.shape
-    dtype = weights.dtype
+    dtype, device = weights.dtype, weights.device
     weights = weights.contiguous()
-    d_params = torch.empty(batch, n, dtype=dtype) if want_params else None
-    d_grads = torch.empty(batch, n, dtype=dtype) if want_grads else None
-    if batch > 0 and (want_params or want_grads):
-        params_ptr, params_stride = _pointer(params)
-        grads_ptr, grads_stride = _pointer(grads)
+    d_params = torch.empty(batch, n, dtype=dtype, device=device) if want_params else None
+    d_grads = torch.empty(batch, n, dtype=dtype, device=device) if want_grads else None
+    if batch == 0 or not (want_params or want_grads):
+        return d_params, d_grads
+    params_ptr, params_stride = _pointer(params)
+    grads_ptr, grads_stride = _pointer(grads)
+    inputs = (params_ptr, params_stride, grads_ptr, grads_stride, weights.data_ptr())
+    outputs = (
+        d_params.data_ptr() if d_params is not None else 0,
+        d_grads.data_ptr() if d_grads is not None else 0,
+    )
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            ext.simulate_backward_cuda(
+                program,
+                device_program(circuit, device).data_ptr(),
+                *inputs,
+                *outputs,
+                batch,
+                _DTYPE_NAMES[dtype],
+                _stream(device),
+            )
+    else:
         ext.simulate_backward_cpu(
-            program,
-            params_ptr,
-            params_stride,
-            grads_ptr,
-            grads_stride,
-            weights.data_ptr(),
-            d_params.data_ptr() if d_params is not None else 0,
-            d_grads.data_ptr() if d_grads is not None else 0,
-            batch,
-            _DTYPE_NAMES[dtype],
-            torch.get_num_threads(),
+            program, *inputs, *outputs, batch, _DTYPE_NAMES[dtype], torch.get_num_threads()
         )
     return d_params, d_grads
 

@@ -12,9 +12,9 @@ to 1e7, each backend simulates the same circuits on the same float32 inputs
   the raw statevector engine.
 - ``torch``: the vectorised PyTorch reference (every gate on a ``[B, 2**n]`` state).
 - ``aer``: Qiskit Aer ``EstimatorV2``, ``default_precision=0``, one PUB.
-- ``cpu-gradients``, ``torch-gradients`` (CPU only): forward and backward, the gradients of
-  ``sum(w * e)`` with respect to both inputs; the kernel by the adjoint method, the reference by
-  autograd.
+- ``cpu-gradients`` (or ``cuda-gradients``), ``torch-gradients``: forward and backward, the
+  gradients of ``sum(w * e)`` with respect to both inputs; the kernel by the adjoint method, the
+  reference by autograd.
 
 Ratios are taken between backends measured in the same run at the same batch.
 """
@@ -46,13 +46,14 @@ QUICK_BATCHES = [10**2, 10**3, 10**4]
 TORCH_AMPLITUDES = {"cpu": 2**24, "cuda": 2**28}
 # The raw statevector path of our kernel keeps its state per circuit; cap the work per call.
 STATEVECTOR_AMPLITUDES = {"cpu": 2**30, "cuda": 2**34}
+# The adjoint sweep runs two states per circuit: a tighter cap.
+GRADIENT_AMPLITUDES = {"cpu": 2**28, "cuda": 2**32}
 
 
 def _backends(device: str) -> list[str]:
     kernel = "cpu" if device == "cpu" else device
-    wanted = [kernel, f"{kernel}-statevector", "torch"] + (
-        ["aer", "cpu-gradients", "torch-gradients"] if device == "cpu" else []
-    )
+    wanted = [kernel, f"{kernel}-statevector", "torch"] + (["aer"] if device == "cpu" else [])
+    wanted += [f"{kernel}-gradients", "torch-gradients"]
     have = available_backends()
     return [b for b in wanted if b.split("-")[0] in have]
 
@@ -112,8 +113,8 @@ def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor
 def _wanted(backend: str, n: int, batch: int, aer_max: int, device: str) -> bool:
     if backend.startswith("torch"):
         return batch * 2**n <= TORCH_AMPLITUDES[device] // (4 if backend.endswith("-gradients") else 1)
-    if backend == "cpu-gradients":
-        return batch * 2**n <= 2**28
+    if backend.endswith("-gradients"):
+        return batch * 2**n <= GRADIENT_AMPLITUDES[device]
     if backend == "aer":
         return batch <= aer_max
     if backend.endswith("-statevector"):
@@ -185,9 +186,9 @@ def table(data: dict) -> str:
     backends = list(dict.fromkeys(r["backend"] for r in data["results"]))
     kernel = backends[0]
     peers = [b for b in ("torch", "aer") if b in backends]
-    gradients = "cpu-gradients" in backends and "torch-gradients" in backends
+    gradients = f"{kernel}-gradients" in backends and "torch-gradients" in backends
     header = ["circuit", "batch", *backends, *(f"{kernel}/{peer}" for peer in peers)]
-    header += ["gradients cpu/torch"] if gradients else []
+    header += [f"gradients {kernel}/torch"] if gradients else []
     rows = []
     batches = sorted({r["batch"] for r in data["results"]})
     for name in CIRCUITS:
@@ -196,7 +197,7 @@ def table(data: dict) -> str:
             ours = rates[kernel]
             ratios = [f"{ours / rates[p]:.0f}x" if ours and rates[p] else "-" for p in peers]
             if gradients:
-                mine, theirs = rates["cpu-gradients"], rates["torch-gradients"]
+                mine, theirs = rates[f"{kernel}-gradients"], rates["torch-gradients"]
                 ratios.append(f"{mine / theirs:.0f}x" if mine and theirs else "-")
             rows.append([name, f"{batch:.0e}", *(si(rates[b]) for b in backends), *ratios])
     device = data.get("device", "cpu")
