@@ -46,6 +46,12 @@ def aer() -> None:
 
 
 @pytest.fixture
+def qiskit_runtime(aer) -> None:
+    """Skips (or fails under CI) when qiskit-ibm-runtime (or Qiskit Aer) is missing."""
+    _require("qiskit_ibm_runtime")
+
+
+@pytest.fixture
 def ext():
     module = extension()
     if module is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import circuits, nn
 from .backends import available_backends
+from .backends.qiskit_target import QiskitTarget
 from .circuit import Circuit, Gate, Input, grad, param
 from .optimizer import SuperpositionalAdamW
 from .simulate import simulate
@@ -18,6 +19,7 @@ __all__ = [
     "Circuit",
     "Gate",
     "Input",
+    "QiskitTarget",
     "SuperpositionalAdamW",
     "__version__",
     "available_backends",

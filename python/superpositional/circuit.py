@@ -139,7 +139,13 @@ class Circuit:
         self._check_mutable()
         if isinstance(observables, str):
             raise TypeError("observe() takes one observable per qubit, e.g. ['Z', '-X'], not a string")
-        observables = list(observables)
+        try:
+            observables = list(observables)
+        except TypeError:
+            raise TypeError(
+                "observe() takes one observable per qubit, e.g. ['Z', '-X'], "
+                f"got {type(observables).__name__}"
+            ) from None
         if len(observables) != self._n_qubits:
             raise ValueError(
                 f"observe() needs one observable per qubit ({self._n_qubits}), got {len(observables)}"
@@ -214,11 +220,24 @@ class Circuit:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._n_qubits = state["n_qubits"]
-        self._gates = list(state["gates"])
-        self._observables = tuple(state["observables"])
-        self._frozen = state["frozen"]
-        self._programs = {}
+        # Rebuilt through the builder: a damaged or hand-edited pickle (a checkpoint's circuit) gets
+        # the builder's clear errors here instead of reaching a backend.
+        fresh = Circuit(state["n_qubits"])
+        for gate in state["gates"]:
+            arity = 2 if getattr(gate, "name", None) in TWO_QUBIT_GATES else 1
+            if (
+                not isinstance(gate, Gate)
+                or gate.name not in (*SINGLE_QUBIT_GATES, *TWO_QUBIT_GATES)
+                or len(gate.qubits) != arity
+            ):
+                raise ValueError(f"a pickled circuit holds something that is not a gate: {gate!r}")
+            angle = gate.angle
+            if isinstance(angle, Input):  # re-checked: unpickling a dataclass skips __post_init__
+                angle = Input(angle.source, angle.index, angle.scale, angle.offset)
+            fresh._add(gate.name, gate.qubits, angle)
+        fresh.observe(state["observables"])
+        self.__dict__.update(fresh.__dict__)
+        self._frozen = bool(state["frozen"])
 
     def __repr__(self) -> str:
         body = "; ".join(_gate_text(g) for g in self._gates)
@@ -370,6 +389,8 @@ def _as_int(value: Any, what: str) -> int:
 
 
 def _finite(value: Any, what: str) -> float:
+    if isinstance(value, (bool, str, bytes)):  # float() would take True or "2.5"; an angle may not
+        raise TypeError(f"{what} must be a real number, got {type(value).__name__}")
     try:
         number = float(value)
     except (TypeError, ValueError):

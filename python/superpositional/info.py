@@ -11,6 +11,7 @@ import torch
 from . import __version__
 from ._extension import extension
 from .backends import available_backends
+from .backends.qiskit_target import describe_from_env
 
 
 def _version(package: str) -> str:
@@ -55,6 +56,8 @@ def collect() -> dict:
             compiler=ext.compiler,
             max_qubits=ext.max_qubits,
         )
+        if ext.cuda_compiled:
+            info["cuda_architectures"] = getattr(ext, "cuda_architectures", "unknown")
     info["cuda_available"] = torch.cuda.is_available()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -63,5 +66,10 @@ def collect() -> dict:
 
 def main() -> int:
     for key, value in collect().items():
+        print(f"{key:>20}: {value}")
+    # The Qiskit target of SUPERPOSITIONAL_QISKIT_BACKEND: resolving it may ask IBM Quantum (10 s at most).
+    target = describe_from_env()
+    print(f"{'qiskit_target':>20}: {target.pop('target')}")
+    for key, value in target.items():
         print(f"{key:>20}: {value}")
     return 0

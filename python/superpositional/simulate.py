@@ -34,7 +34,8 @@ def simulate(
         circuit: the circuit (frozen by this call).
         params: ``[..., n]`` parameter values; needed when the circuit reads them.
         grads: ``[..., n]`` gradients; needed when the circuit reads them.
-        backend: ``"auto"`` (the kernel for the inputs' device), ``"cpu"``, ``"torch"`` or ``"aer"``.
+        backend: ``"auto"`` (the kernel for the inputs' device), ``"cpu"``, ``"torch"``, ``"aer"``, or a
+            :class:`superpositional.QiskitTarget` (one job on that backend, waited for).
         return_state: also return the statevectors ``[..., 2**n]`` (complex, Qiskit's
             little-endian order: qubit ``k`` is bit ``k`` of the basis index).
 
@@ -44,6 +45,12 @@ def simulate(
         and float64 are computed in their own precision, float16 and bfloat16 in
         float32.
     """
+    from .backends.qiskit_target import QiskitTarget
+
+    if isinstance(backend, QiskitTarget):  # real hardware (or a fake device): its own, synchronous path
+        from .backends.qiskit_simulate import simulate_on_target
+
+        return simulate_on_target(circuit, params, grads, backend, return_state)
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate() takes a superpositional.Circuit, got {type(circuit).__name__}")
     as_numpy = isinstance(params, np.ndarray) or isinstance(grads, np.ndarray)
@@ -59,6 +66,8 @@ def simulate(
     given = [(name, t) for name, t in (("params", p), ("grads", g)) if t is not None]
     first_name, first = given[0]
     for name, t in given:
+        if t.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
         if t.dim() == 0 or t.shape[-1] != n:
             raise ValueError(
                 f"{name} must have shape [..., {n}] for a {n}-qubit circuit, got {list(t.shape)}"
@@ -161,5 +170,8 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor | None:
     if value is None or isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
+        if not value.dtype.isnative or any(stride < 0 for stride in value.strides):
+            # torch.from_numpy refuses negative strides (a reversed view) and a foreign byte order.
+            value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
         return torch.from_numpy(value)
     raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")

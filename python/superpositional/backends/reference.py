@@ -21,25 +21,33 @@ if TYPE_CHECKING:  # pragma: no cover
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
-def _angle(
+def _half_angle(
     angle: float | Input,
     params: torch.Tensor | None,
     grads: torch.Tensor | None,
     batch: int,
     dtype: torch.dtype,
     device: torch.device,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of half the angle, [B] each."""
     if isinstance(angle, (int, float)):
-        return torch.full((batch,), float(angle), dtype=dtype, device=device)
+        # A constant is exact in double precision: take its cosine and sine there, as the kernels
+        # do (a float32 tensor could not even hold an angle beyond 3.4e38).
+        half = float(angle) / 2
+        return (
+            torch.full((batch,), math.cos(half), dtype=dtype, device=device),
+            torch.full((batch,), math.sin(half), dtype=dtype, device=device),
+        )
     source = params if angle.source == "param" else grads
     assert source is not None  # simulate() checked that the inputs the circuit reads are given
-    return source[:, angle.index] * angle.scale + angle.offset
+    theta = source[:, angle.index] * angle.scale + angle.offset
+    return torch.cos(theta / 2), torch.sin(theta / 2)
 
 
-def _rotation(name: str, theta: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
-    """[B, 2, 2] matrices of RX, RY or RZ(theta)."""
-    c = torch.cos(theta / 2).to(cdtype)
-    s = torch.sin(theta / 2).to(cdtype)
+def _rotation(name: str, cos_sin: tuple[torch.Tensor, torch.Tensor], cdtype: torch.dtype) -> torch.Tensor:
+    """[B, 2, 2] matrices of RX, RY or RZ(theta), from cos(theta/2) and sin(theta/2)."""
+    c = cos_sin[0].to(cdtype)
+    s = cos_sin[1].to(cdtype)
     zero = torch.zeros_like(c)
     if name == "rx":
         rows = [[c, -1j * s], [-1j * s, c]]
@@ -98,8 +106,8 @@ def simulate(
     state[:, 0] = 1
     for gate in circuit.gates:
         if gate.name in ("rx", "ry", "rz"):
-            theta = _angle(gate.angle, params, grads, batch, dtype, device)
-            state = _apply_1q(state, n, gate.qubits[0], _rotation(gate.name, theta, cdtype))
+            cos_sin = _half_angle(gate.angle, params, grads, batch, dtype, device)
+            state = _apply_1q(state, n, gate.qubits[0], _rotation(gate.name, cos_sin, cdtype))
         elif gate.name in ("h", "x"):
             matrix = torch.tensor(_FIXED_GATES[gate.name], dtype=cdtype, device=device)
             state = _apply_1q(state, n, gate.qubits[0], matrix)
