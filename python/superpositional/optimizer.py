@@ -347,7 +347,7 @@ def _is_qiskit(backend: Any) -> bool:
 def _resolve(backend: str, device: torch.device) -> str:
     if backend == "auto":
         kernel_name = "cpu" if device.type == "cpu" else device.type
-        if kernel_name in backends.available_backends() and kernel_name in _STEPPERS:
+        if kernel_name in _STEPPERS and backends.is_available(kernel_name):
             return kernel_name
         warnings.warn(
             f"no compiled step for {device.type} parameters here; "
@@ -356,7 +356,7 @@ def _resolve(backend: str, device: torch.device) -> str:
             stacklevel=4,
         )
         return "torch"
-    if backend not in backends.available_backends():
+    if not backends.is_available(backend):
         raise RuntimeError(
             f"backend {backend!r} is not available here; available: {backends.available_backends()}"
         )
@@ -401,7 +401,7 @@ def _compiled_step(
 def _kernel_for(device: torch.device) -> str:
     """The simulate backend for circuits that a sharded step evaluates outside the fused kernel."""
     name = "cpu" if device.type == "cpu" else device.type
-    return name if name in backends.available_backends() else "torch"
+    return name if backends.is_available(name) else "torch"
 
 
 def _aer_step(*args: Any, **kwargs: Any) -> None:

@@ -27,18 +27,27 @@ _SIMULATORS: dict[str, SimulateFn] = {
 }
 
 
+def is_available(backend: str) -> bool:
+    """Whether the backend named ``backend`` is usable here.
+
+    Probes only what that backend needs, so asking about a kernel never imports Qiskit: the
+    optimizer asks on every step, also inside ``torch.compile``, where Dynamo cannot trace an import.
+    """
+    if backend == "torch":
+        return True
+    if backend == "aer":
+        return aer.available()
+    ext = extension()
+    if backend == "cpu":
+        return ext is not None
+    if backend == "cuda":
+        return ext is not None and bool(ext.cuda_compiled) and torch.cuda.is_available()
+    return False
+
+
 def available_backends() -> list[str]:
     """Names of the backends usable here, e.g. ``["cpu", "cuda", "torch", "aer"]``."""
-    names = []
-    ext = extension()
-    if ext is not None:
-        names.append("cpu")
-        if ext.cuda_compiled and torch.cuda.is_available():
-            names.append("cuda")
-    names.append("torch")
-    if aer.available():
-        names.append("aer")
-    return names
+    return [name for name in _SIMULATORS if is_available(name)]
 
 
 def resolve(backend: str, device: torch.device) -> str:
@@ -49,7 +58,7 @@ def resolve(backend: str, device: torch.device) -> str:
         )
     if backend == "auto":
         kernel = "cpu" if device.type == "cpu" else device.type
-        if kernel in available_backends():
+        if is_available(kernel):
             return kernel
         warnings.warn(
             f"no compiled kernel for {device.type} tensors here; using the (slow) torch backend",
@@ -59,7 +68,7 @@ def resolve(backend: str, device: torch.device) -> str:
         return "torch"
     if backend not in _SIMULATORS:
         raise ValueError(f"unknown backend {backend!r}; available here: {available_backends()}")
-    if backend not in available_backends():
+    if not is_available(backend):
         raise RuntimeError(f"backend {backend!r} is not available here; available: {available_backends()}")
     if backend in ("cpu", "cuda") and device.type != backend:
         raise ValueError(f"backend {backend!r} runs on {backend.upper()} tensors, got tensors on {device}")

@@ -20,13 +20,22 @@ if TYPE_CHECKING:  # pragma: no cover
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
+_AVAILABLE: bool | None = None
+
+
 def available() -> bool:
-    try:
-        import qiskit  # noqa: F401
-        import qiskit_aer  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether qiskit and qiskit-aer import. Asked once per process: a failed import is not cached
+    by Python and would search sys.path again on every call."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            import qiskit  # noqa: F401
+            import qiskit_aer  # noqa: F401
+        except ImportError:
+            _AVAILABLE = False
+        else:
+            _AVAILABLE = True
+    return _AVAILABLE
 
 
 def _require() -> None:
