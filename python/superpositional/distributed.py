@@ -305,61 +305,61 @@ def _exchange_ends(
     g_l: list[torch.Tensor],
     n: int,
     exchange: Exchange,
-) -> dict[int, list[torch.Tensor]]:
-    """Every rank's range and end values for each exchanged tensor: ``{tensor: [record per rank]}``."""
+) -> dict[int, list[list[float]]]:
+    """Every rank's range and end values for each exchanged tensor: ``{tensor: [record per rank]}``.
+
+    A record is ``[start, stop, theta head, theta tail, g head, g tail]`` (ends ``n - 1`` long,
+    zero-padded). Each process group's records come back to the host in one copy: the crossing
+    groups are assembled there, so the step costs one device sync per group, not one per element.
+    """
     if not tensors:
         return {}
     width = 2 + 4 * (n - 1)
     by_group: dict[Any, list[int]] = {}
     for i in tensors:
         by_group.setdefault(shards[i].group, []).append(i)
-    halos: dict[int, list[torch.Tensor]] = {}
+    halos: dict[int, list[list[float]]] = {}
     for group, members in by_group.items():
         device = p_l[members[0]].device
         record = torch.zeros(len(members), width, dtype=torch.float64, device=device)
+        spans = [(shards[i].start, shards[i].stop) for i in members]
+        record[:, :2] = torch.tensor(spans, dtype=torch.float64).to(device)
         for row, i in enumerate(members):
             theta = p_l[i].reshape(-1)
             g = g_l[i].reshape(-1)
             k = min(n - 1, theta.numel())
-            record[row, 0] = shards[i].start
-            record[row, 1] = shards[i].stop
             for slot, (values, head) in enumerate(((theta, True), (theta, False), (g, True), (g, False))):
                 part = values[:k] if head else values[values.numel() - k :]
                 record[row, 2 + slot * (n - 1) : 2 + slot * (n - 1) + k] = part.to(torch.float64)
         gathered = exchange(group, record.reshape(-1))
+        table = torch.stack(gathered).reshape(len(gathered), len(members), width).cpu().tolist()
         for row, i in enumerate(members):
-            halos[i] = [r.reshape(len(members), width)[row] for r in gathered]
+            halos[i] = [per_rank[row] for per_rank in table]
     return halos
 
 
-def _global_values(
-    piece: _Piece, shard: Shard, theta: torch.Tensor, g: torch.Tensor, records: list[torch.Tensor], n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The group's ``[n]`` inputs: local values, neighbours' ends from ``records``, zeros past the end."""
-    out_theta = torch.zeros(n, dtype=torch.float64, device=theta.device)
-    out_g = torch.zeros(n, dtype=torch.float64, device=theta.device)
-    spans = [(int(r[0]), int(r[1]), r) for r in records]
+def _global_values(piece: _Piece, records: list[list[float]], n: int) -> tuple[list[float], list[float]]:
+    """The group's ``[n]`` inputs from every rank's ends (this rank's too), zeros past the tensor's end.
+
+    The ends hold every coordinate of a crossing group: a group reaches at most ``n - 1`` past a
+    shard boundary on either side, and a rank's own part of it lies in its first or last ``n - 1``.
+    """
+    theta, g = [0.0] * n, [0.0] * n
     for j in range(piece.g0, piece.g1):
-        slot = j - piece.g0
-        if shard.start <= j < shard.stop:
-            out_theta[slot] = theta[j - shard.start]
-            out_g[slot] = g[j - shard.start]
-            continue
-        for start, stop, r in spans:
+        for r in records:
+            start, stop = int(r[0]), int(r[1])
             if not start <= j < stop:
                 continue
             k = min(n - 1, stop - start)
             if j - start < k:  # in that rank's head
-                index = j - start
-                out_theta[slot], out_g[slot] = r[2 + index], r[2 + 2 * (n - 1) + index]
-            else:  # in its tail (a crossing group reaches at most n - 1 past a boundary)
+                theta[j - piece.g0], g[j - piece.g0] = r[2 + j - start], r[2 + 2 * (n - 1) + j - start]
+            else:  # in its tail
                 index = k - (stop - j)
-                out_theta[slot] = r[2 + (n - 1) + index]
-                out_g[slot] = r[2 + 3 * (n - 1) + index]
+                theta[j - piece.g0], g[j - piece.g0] = r[2 + (n - 1) + index], r[2 + 3 * (n - 1) + index]
             break
         else:  # pragma: no cover - the records cover every crossing group by construction
             raise RuntimeError(f"no rank holds element {j} of a sharded tensor")
-    return out_theta, out_g
+    return theta, g
 
 
 def _piece_expectations(
@@ -367,7 +367,7 @@ def _piece_expectations(
     shards: list[Shard],
     p_l: list[torch.Tensor],
     g_l: list[torch.Tensor],
-    halos: dict[int, list[torch.Tensor]],
+    halos: dict[int, list[list[float]]],
     circuit: Circuit,
     maximize: bool,
     backend: str,
@@ -382,19 +382,10 @@ def _piece_expectations(
         members = [k for k, piece in enumerate(pieces) if _math_dtype(p_l[piece.tensor]) == dtype]
         if not members:
             continue
-        rows = [
-            _global_values(
-                pieces[k],
-                shards[pieces[k].tensor],
-                _flat(p_l[pieces[k].tensor]),
-                _flat(g_l[pieces[k].tensor]),
-                halos[pieces[k].tensor],
-                n,
-            )
-            for k in members
-        ]
-        theta = torch.stack([r[0] for r in rows]).to(dtype)
-        g = torch.stack([r[1] for r in rows]).to(dtype)
+        rows = [_global_values(pieces[k], halos[pieces[k].tensor], n) for k in members]
+        device = p_l[pieces[members[0]].tensor].device
+        theta = torch.tensor([r[0] for r in rows], dtype=torch.float64, device=device).to(dtype)
+        g = torch.tensor([r[1] for r in rows], dtype=torch.float64, device=device).to(dtype)
         e = simulate(circuit, theta, -g if maximize else g, backend=backend)
         for row, k in enumerate(members):
             piece = pieces[k]
