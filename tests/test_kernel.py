@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -125,3 +128,29 @@ def test_states_match_reference_up_to_nothing(cpu_isa, rng):
     _, reference = sp.simulate(c, theta, g, backend="torch", return_state=True)
     assert max_phase_aligned_error(state, reference) < 1e-13
     assert np.allclose(state.numpy(), reference.numpy(), atol=1e-13)
+
+
+def _isa_in_fresh_process(value: str) -> subprocess.CompletedProcess:
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "from superpositional._extension import require_extension\n"
+        "print(require_extension().cpu_isa())"
+    )
+    env = {**os.environ, "SUPERPOSITIONAL_CPU_ISA": value}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_the_environment_picks_a_supported_isa(ext, isa):
+    if isa not in ext.supported_cpu_isas():
+        pytest.skip(f"this CPU cannot run {isa}")
+    done = _isa_in_fresh_process(isa)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == isa and "Warning" not in done.stderr
+
+
+def test_an_unknown_isa_in_the_environment_warns_and_keeps_the_default(ext):
+    done = _isa_in_fresh_process("avx9000")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == ext.supported_cpu_isas()[0]  # the widest, as without the variable
+    assert "SUPERPOSITIONAL_CPU_ISA='avx9000' ignored: no CPU kernels named 'avx9000'" in done.stderr
