@@ -259,7 +259,7 @@ def step_sharded(
     halos = _exchange_ends(plan.exchanged, shards, p_l, g_l, n, exchange)
     # The step number each piece's bias correction uses, read before the kernels increment it.
     next_step = {piece.tensor: steps[piece.tensor] + 1 for piece in plan.pieces}
-    e_pieces = _piece_expectations(plan.pieces, shards, p_l, g_l, halos, circuit, maximize, simulate_backend)
+    e_pieces = _piece_expectations(plan.pieces, shards, p_l, halos, circuit, maximize, simulate_backend)
     for piece, e in zip(plan.pieces, e_pieces):
         _update_piece(
             piece, p_l, g_l, m_l, v_l, next_step[piece.tensor], e, quantum_weight, maximize, **hyper
@@ -345,9 +345,9 @@ def _global_values(piece: _Piece, records: list[list[float]], n: int) -> tuple[l
     shard boundary on either side, and a rank's own part of it lies in its first or last ``n - 1``.
     """
     theta, g = [0.0] * n, [0.0] * n
+    spans = [(int(r[0]), int(r[1]), r) for r in records]
     for j in range(piece.g0, piece.g1):
-        for r in records:
-            start, stop = int(r[0]), int(r[1])
+        for start, stop, r in spans:
             if not start <= j < stop:
                 continue
             k = min(n - 1, stop - start)
@@ -366,7 +366,6 @@ def _piece_expectations(
     pieces: list[_Piece],
     shards: list[Shard],
     p_l: list[torch.Tensor],
-    g_l: list[torch.Tensor],
     halos: dict[int, list[list[float]]],
     circuit: Circuit,
     maximize: bool,
