@@ -40,7 +40,7 @@ case "$1" in
     exit ${status:-0}
     ;;
   sanitize)
-    # compute-sanitizer on the GPU test suite (issue 7), about 7 minutes for all of tests/test_cuda.py;
+    # compute-sanitizer on the GPU test suite, about 7 minutes for all of tests/test_cuda.py;
     # an optional second argument is a pytest -k expression that runs part of it. Without the caching
     # allocator every tensor is its own cudaMalloc, so memcheck sees an access past a tensor's end
     # instead of inside a pooled segment; the two tests that need the pool (graph capture, allocation

@@ -1,4 +1,4 @@
-"""Training with a Qiskit target against the same training on the simulator alone (issue 6's acceptance).
+"""Training with a Qiskit target against the same training on the simulator alone.
 
 The same run twice: a small MLP trained for ``--steps`` optimizer steps with ``SuperpositionalAdamW``,
 once with ``backend="cpu"`` (the kernel simulates every step's circuits) and once with
@@ -30,8 +30,10 @@ import torch
 from tqdm import tqdm
 
 import superpositional as sp
-from superpositional.backends.qiskit_target import QiskitTargetWarning
-from superpositional.benchmarks.common import format_table, provenance
+from superpositional import QiskitTargetWarning
+from superpositional.apps.benchmarks.common import format_table, provenance
+
+from commit import export_commit
 
 ACCEPTANCE = 1.5
 CONFIGS = {  # name: (circuit, coverage)
@@ -168,4 +170,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    export_commit()
     sys.exit(main())

@@ -1,13 +1,16 @@
 """Optimizer step benchmark; writes step.json and step.png (step-cuda.* on GPUs) into results/.
 
 Same as ``python -m superpositional bench --step``. See
-``superpositional.benchmarks.step`` for what is measured.
+``superpositional.apps.benchmarks.step`` for what is measured.
 """
 
 import sys
 from pathlib import Path
 
-from superpositional.benchmarks.step import main
+from superpositional.apps.benchmarks.arguments import main
+
+from commit import export_commit
 
 if __name__ == "__main__":
-    sys.exit(main(default_out=Path(__file__).resolve().parent / "results"))
+    export_commit()
+    sys.exit(main("step", default_out=Path(__file__).resolve().parent / "results"))

@@ -1,4 +1,4 @@
-"""Every built backend against Qiskit Aer run exactly (DESIGN.md 5): random circuits over the
+"""Every built backend against Qiskit Aer run exactly (docs/design.md, *Validation*): random circuits over the
 whole gate set, 1 to 10 qubits; float32 within 1e-5, float64 within 1e-12; states up to a global phase."""
 
 from __future__ import annotations

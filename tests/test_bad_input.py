@@ -1,4 +1,4 @@
-"""Bad input, complete (DESIGN.md section 8; issue 7, item 5).
+"""Bad input, complete (docs/design.md, *Reliability*).
 
 Every case of section 8's list gets an error that names the problem, and the failed call changes
 nothing: parameters, gradients, optimizer state (step counters included) and param-group options
@@ -23,66 +23,13 @@ import torch
 
 import superpositional as sp
 
+from unchanged import Snapshot
+
 BACKENDS = [b for b in ("cpu", "torch") if b in sp.available_backends()]
 META_WARNING = "ignore:no compiled (step|kernel) for meta:RuntimeWarning"
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def _same(a, b) -> bool:
-    """Bit-for-bit equality for tensors, NaN-aware equality for numbers, recursive for containers."""
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and (a.is_sparse or b.is_sparse):
-        return a.layout == b.layout and _same(a.to_dense(), b.to_dense())
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (
-            isinstance(a, torch.Tensor)
-            and isinstance(b, torch.Tensor)
-            and a.dtype == b.dtype
-            and a.shape == b.shape
-            and a.device == b.device
-            and (a.device.type == "meta" or torch.equal(a.nan_to_num(), b.nan_to_num()))
-            and (a.device.type == "meta" or not a.is_floating_point() or torch.equal(a.isnan(), b.isnan()))
-        )
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-class Snapshot:
-    """Everything a failed call must leave as it was: values, gradients, state, options."""
-
-    def __init__(self, opt: torch.optim.Optimizer) -> None:
-        self.opt = opt
-        self.params = [p for g in opt.param_groups for p in g["params"]]
-        self.values = [p.detach().clone() for p in self.params]
-        self.grads = [None if p.grad is None else p.grad.clone() for p in self.params]
-        self.state = {
-            p: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
-            for p, s in opt.state.items()
-        }
-        self.options = [{k: copy.copy(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
-        self.groups = [list(g["params"]) for g in opt.param_groups]
-
-    def assert_unchanged(self, grads: bool = True) -> None:
-        opt = self.opt
-        assert [list(g["params"]) for g in opt.param_groups] == self.groups
-        for i, (p, value, grad) in enumerate(zip(self.params, self.values, self.grads)):
-            assert _same(p.detach(), value), f"parameter {i} changed"
-            assert (p.grad is None) == (grad is None), f"gradient {i} appeared or vanished"
-            assert not grads or grad is None or _same(p.grad, grad), f"gradient {i} changed"
-        assert set(opt.state) == set(self.state), "state was created or dropped"
-        for p, entries in self.state.items():
-            assert opt.state[p].keys() == entries.keys()
-            for name, value in entries.items():
-                assert _same(opt.state[p][name], value), f"state {name} changed"
-        for i, (group, options) in enumerate(zip(opt.param_groups, self.options)):
-            now = {k: v for k, v in group.items() if k != "params"}
-            assert now.keys() == options.keys() and all(_same(now[k], options[k]) for k in now), (
-                f"options of group {i} changed"
-            )
 
 
 def _trained(backend: str, seed: int = 0) -> tuple[sp.SuperpositionalAdamW, list[torch.nn.Parameter]]:
@@ -208,7 +155,7 @@ def test_a_group_on_a_device_its_backend_cannot_step_changes_nothing(backend):
     meta = torch.nn.Parameter(torch.empty(5, device="meta"))
     meta.grad = torch.empty(5, device="meta")
     opt.add_param_group({"params": [meta], "backend": "cpu"})
-    _step_fails(opt, ValueError, "backend 'cpu' steps CPU parameters, got parameters on meta")
+    _step_fails(opt, ValueError, "backend 'cpu' runs on CPU tensors, got tensors on meta")
     opt.param_groups[-1]["params"] = []  # without the bad group, the optimizer goes on as before
     _still_steps_like_a_twin(opt, params, backend)
 
@@ -613,7 +560,8 @@ def test_non_finite_gradients_without_a_scaler_are_adamw_when_quantum_weight_is_
 
 
 def _groups_of(index: int, shape: tuple, n: int, coverage: str) -> set[int]:
-    """Flat indices of the circuit group that holds flat element ``index`` (DESIGN.md 2)."""
+    """Flat indices of the circuit group that holds flat element ``index`` (docs/design.md,
+    *The mathematics*)."""
     numel = math.prod(shape)
     if coverage == "paper":
         return set(range(min(n, numel))) if index < n else {index}

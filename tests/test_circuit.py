@@ -1,4 +1,5 @@
-"""The builder: gates, angle inputs, observables, freezing and its clear errors (DESIGN.md 3, 8)."""
+"""The builder: gates, angle inputs, observables, freezing and its clear errors
+(docs/design.md, *Public API* and *Reliability*)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import superpositional as sp
-from superpositional import ops
+from superpositional.optim import ops
 
 # The kernel of each device the op dispatches to: the CPU kernel everywhere, CUDA where a GPU is.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() and "cuda" in sp.available_backends() else [])

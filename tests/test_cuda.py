@@ -1,4 +1,5 @@
-"""The CUDA kernels against the CPU kernel and the torch reference (DESIGN.md 5); skipped without a GPU."""
+"""The CUDA kernels against the CPU kernel and the torch reference (docs/design.md, *Validation*);
+skipped without a GPU."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_presets_at_odd_batches_and_strides(preset, rng):
 
 def test_auto_picks_cuda_for_cuda_tensors():
     theta = torch.rand(5, 4, device="cuda")
-    assert sp.backends.resolve("auto", theta.device) == "cuda"
+    assert sp.backends.resolve("auto", theta.device).name == "cuda"
     got = sp.simulate(sp.circuits.paper(4), theta)
     torch.testing.assert_close(got, torch.sin(math.pi * theta), atol=1e-6, rtol=0)
 

@@ -13,6 +13,7 @@ import itertools
 import subprocess
 import sys
 import threading
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,15 @@ import pytest
 import torch
 
 import superpositional as sp
-from superpositional.backends.kernel import step_cpu
-from superpositional.distributed import Shard, plan_tensor, step_sharded
+from superpositional.backends.base import StepConfig, StepTensors
+from superpositional.backends.kernel import simulate_cpu, step_cpu
+from superpositional.optim.sharded import Shard, plan_tensor, step_sharded
 
 HYPER = dict(lr=0.05, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.01)
+
+
+def _config(**options) -> StepConfig:
+    return StepConfig(**HYPER, **options)
 
 
 def _covered(circuit_ranges, plain_ranges, pieces, local):
@@ -40,7 +46,8 @@ def test_plan_steps_every_local_coordinate_once(coverage, rng):
         numel = int(rng.integers(1, 40))
         s = int(rng.integers(0, numel + 1))
         t = int(rng.integers(s, numel + 1))
-        circuit_ranges, plain, pieces, _ = plan_tensor(Shard(s, t, numel, 1, group=object()), n, coverage)
+        plan, _ = plan_tensor(Shard(s, t, numel, 1, group=object()), n, coverage)
+        circuit_ranges, plain, pieces = plan.circuit, plan.plain, [astuple(c) for c in plan.crossings]
         assert (_covered(circuit_ranges, plain, pieces, t - s) == 1).all(), (n, numel, s, t)
         for lo, hi, g0, g1 in pieces:
             # A piece is a group's local part, and that group is not wholly local.
@@ -108,12 +115,10 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
 
         return exchange
 
-    options = dict(
-        circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize, **HYPER
-    )
+    config = _config(circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize)
     for _ in range(steps):
         grads = [torch.randn(p.shape, generator=torch_rng, dtype=torch.float64).to(dtype) for p in full]
-        step_cpu(full, grads, whole_m, whole_v, whole_steps, **options)
+        step_cpu(StepTensors(full, grads, whole_m, whole_v, whole_steps), config)
         local_grads = [
             [
                 g.reshape(-1, *g.shape[1:])[lay[r][2] : lay[r][3]].clone() if g.dim() else g.clone()
@@ -127,15 +132,13 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
             try:
                 step_sharded(
                     step_cpu,
-                    local[rank],
-                    local_grads[rank],
-                    local_m[rank],
-                    local_v[rank],
-                    local_steps[rank],
-                    simulate_backend="cpu",
+                    StepTensors(
+                        local[rank], local_grads[rank], local_m[rank], local_v[rank], local_steps[rank]
+                    ),
+                    config,
+                    simulate=simulate_cpu,
                     shards=shards[rank],
                     exchange=exchange_for(rank),
-                    **options,
                 )
             except BaseException as error:  # surfaced below; a dead thread would hang the barrier
                 errors.append(error)
@@ -182,12 +185,12 @@ def test_crossing_groups_change_the_result(rng):
     grad = torch.randn(10, dtype=torch.float64)
     whole = full.clone()
     m, v, step = torch.zeros(10, dtype=torch.float64), torch.zeros(10, dtype=torch.float64), torch.zeros(())
-    options = dict(circuit=circuit, coverage="all", quantum_weight=0.7, maximize=False, **HYPER)
-    step_cpu([whole], [grad], [m], [v], [step], **options)
+    config = _config(circuit=circuit, coverage="all", quantum_weight=0.7, maximize=False)
+    step_cpu(StepTensors([whole], [grad], [m], [v], [step]), config)
     pieces = [full[:5].clone(), full[5:].clone()]
     for piece, g in zip(pieces, (grad[:5], grad[5:])):
         z = torch.zeros_like(piece)
-        step_cpu([piece], [g.clone()], [z], [z.clone()], [torch.zeros(())], **options)
+        step_cpu(StepTensors([piece], [g.clone()], [z], [z.clone()], [torch.zeros(())]), config)
     assert not torch.allclose(torch.cat(pieces), whole, atol=1e-12)
 
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from superpositional import finetune
-from superpositional.cli import main as cli
+from superpositional.apps import finetune
+from superpositional.apps.cli import main as cli
 
 
 @pytest.fixture(autouse=True)

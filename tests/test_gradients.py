@@ -1,5 +1,5 @@
 """Differentiable simulation: the kernel's adjoint gradients against autograd through the torch
-reference and against finite differences (issue 5: within 1e-8 in float64, 1e-4 in float32)."""
+reference and against finite differences (within 1e-8 in float64, 1e-4 in float32)."""
 
 from __future__ import annotations
 

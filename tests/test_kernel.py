@@ -1,4 +1,5 @@
-"""The CPU kernel against the independent torch reference (DESIGN.md 5), on every instruction set."""
+"""The CPU kernel against the independent torch reference (docs/design.md, *Validation*), on every
+instruction set."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import superpositional as sp
-from superpositional import demo
-from superpositional.cli import main as cli
+from superpositional.apps import demo
+from superpositional.apps.cli import main as cli
 from superpositional.nn import QuantumAttention, QuantumTransformer
 
 

@@ -66,9 +66,10 @@ def _round_trip(opt_class, params, opt, **kwargs):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_quantum_weight_zero_is_adamw(backend, dtype, rng):
     ours_params = _params(rng, dtype)
-    # 16-bit parameters keep float32 states and math (DESIGN.md 2); torch.optim.AdamW keeps 16-bit
-    # states, whose exp_avg_sq underflows in float16. The peer for them is therefore torch's AdamW on
-    # a float32 copy, rounded to the parameter dtype after every step, as ours rounds.
+    # 16-bit parameters keep float32 states and math (docs/design.md, *The mathematics*);
+    # torch.optim.AdamW keeps 16-bit states, whose exp_avg_sq underflows in float16. The peer for
+    # them is therefore torch's AdamW on a float32 copy, rounded to the parameter dtype after every
+    # step, as ours rounds.
     low_precision = dtype in (torch.bfloat16, torch.float16)
     theirs_params = [
         torch.nn.Parameter(p.detach().float() if low_precision else p.detach().clone()) for p in ours_params

@@ -1,4 +1,5 @@
-"""Bad input to SuperpositionalAdamW: a clear error naming the problem, and nothing changed (DESIGN.md 8)."""
+"""Bad input to SuperpositionalAdamW: a clear error naming the problem, and nothing changed
+(docs/design.md, *Reliability*)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,7 @@ import torch
 
 import superpositional as sp
 
-
-def _snapshot(opt, params):
-    state = {p: {name: value.clone() for name, value in entries.items()} for p, entries in opt.state.items()}
-    return [p.detach().clone() for p in params], state
-
-
-def _assert_unchanged(opt, params, snapshot):
-    values, state = snapshot
-    for p, before in zip(params, values):
-        assert torch.equal(p.detach(), before)
-    assert set(opt.state) == set(state)
-    for p, entries in state.items():
-        for name, value in entries.items():
-            assert torch.equal(opt.state[p][name], value)
+from unchanged import Snapshot
 
 
 @pytest.mark.parametrize(
@@ -70,22 +58,22 @@ def _two_groups(rng_seed=0):
 
 
 def test_sparse_gradient_changes_nothing():
-    opt, good, bad = _two_groups()
+    opt, _, bad = _two_groups()
     bad.grad = torch.randn(5).to_sparse()
-    snapshot = _snapshot(opt, [good, bad])
+    snapshot = Snapshot(opt)
     with pytest.raises(RuntimeError, match="sparse gradients"):
         opt.step()
-    _assert_unchanged(opt, [good, bad], snapshot)
+    snapshot.assert_unchanged()
 
 
 def test_hyperparameter_made_non_finite_later_changes_nothing():
-    opt, good, bad = _two_groups()
+    opt, _, bad = _two_groups()
     bad.grad = torch.randn(5)
     opt.param_groups[1]["lr"] = float("nan")
-    snapshot = _snapshot(opt, [good, bad])
+    snapshot = Snapshot(opt)
     with pytest.raises(ValueError, match="lr must be finite"):
         opt.step()
-    _assert_unchanged(opt, [good, bad], snapshot)
+    snapshot.assert_unchanged()
 
 
 def test_unsupported_dtype_changes_nothing():
@@ -114,23 +102,23 @@ def test_cpu_backend_refuses_other_devices():
     meta = torch.nn.Parameter(torch.empty(3, device="meta"))
     opt = sp.SuperpositionalAdamW([meta], backend="cpu")
     meta.grad = torch.empty(3, device="meta")
-    with pytest.raises(ValueError, match="backend 'cpu' steps CPU parameters, got parameters on meta"):
+    with pytest.raises(ValueError, match="backend 'cpu' runs on CPU tensors, got tensors on meta"):
         opt.step()
     assert not opt.state
 
 
 def test_state_dict_of_the_wrong_shape_is_refused_before_anything_changes():
-    opt, good, bad = _two_groups()
+    opt, _, bad = _two_groups()
     bad.grad = torch.randn(5)
     opt.step()
     state_dict = copy.deepcopy(opt.state_dict())
     state_dict["state"][0]["exp_avg"] = torch.zeros(3, 4)
-    snapshot = _snapshot(opt, [good, bad])
+    snapshot = Snapshot(opt)
     groups_before = copy.deepcopy([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups])
     message = r"exp_avg of parameter 0 has shape \[3, 4\], but the parameter has shape"
     with pytest.raises(ValueError, match=message):
         opt.load_state_dict(state_dict)
-    _assert_unchanged(opt, [good, bad], snapshot)
+    snapshot.assert_unchanged()
     assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups_before
 
 

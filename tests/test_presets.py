@@ -1,4 +1,5 @@
-"""The presets reproduce the paper's formulas (DESIGN.md 2) on every available backend."""
+"""The presets reproduce the paper's formulas (docs/design.md, *The mathematics*) on every available
+backend."""
 
 from __future__ import annotations
 

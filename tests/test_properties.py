@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): random circuits, shapes, dtypes, strides and hyperparameters
 against the torch reference, and random garbage into the builder, ``simulate`` and the optimizer
-(issue 7, item 4; DESIGN.md sections 2, 3, 5 and 8).
+(docs/design.md: *The mathematics*, *Public API*, *Validation*, *Reliability*).
 
 Every run draws fresh examples (no derandomize, no example database written into the repository);
 a failure prints the falsifying example, which holds the seed of its numeric inputs, and a
@@ -21,6 +21,8 @@ import pytest
 import torch
 
 import superpositional as sp
+
+from unchanged import Snapshot
 
 try:
     from hypothesis import HealthCheck, example, given, note, settings
@@ -50,8 +52,8 @@ COMMON = dict(
 )
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
-# simulate: fp32/fp64 as DESIGN.md 5; 16-bit inputs are computed in float32 and rounded to the
-# dtype, so kernel and reference may differ by one rounding of the result (one ulp below 1).
+# simulate: fp32/fp64 as docs/design.md, *Validation*; 16-bit inputs are computed in float32 and
+# rounded to the dtype, so kernel and reference may differ by one rounding of the result (one ulp below 1).
 SIM_TOL = {
     torch.float32: 1e-5,
     torch.float64: 1e-12,
@@ -698,35 +700,6 @@ option_values = st.one_of(
 )
 
 
-def _snapshot(opt, params):
-    return (
-        [p.detach().clone() for p in params],
-        [None if p.grad is None else p.grad.clone() for p in params],
-        {id(p): {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()},
-    )
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal element for element, NaN equal to NaN (garbage parameters may hold NaN)."""
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    if not a.is_floating_point():
-        return torch.equal(a, b)
-    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
-
-
-def _assert_unchanged(opt, params, snapshot):
-    values, grads, state = snapshot
-    for p, v, g in zip(params, values, grads):
-        assert _same(p.detach(), v)
-        assert (p.grad is None) == (g is None) and (g is None or _same(p.grad, g))
-    assert {id(p) for p in opt.state} == set(state)
-    for p, entries in opt.state.items():
-        assert entries.keys() == state[id(p)].keys()
-        for k, v in entries.items():
-            assert _same(v, state[id(p)][k])
-
-
 @settings(max_examples=_examples(400), **COMMON)
 @given(
     key=st.sampled_from(OPTIONS), value=option_values, when=st.sampled_from(["construct", "group", "later"])
@@ -763,12 +736,12 @@ def test_garbage_options_are_refused_clearly_and_change_nothing(key, value, when
         return
     opt.add_param_group({"params": [b]})
     opt.param_groups[1][key] = value  # as a scheduler or a user would, between steps
-    snapshot = _snapshot(opt, [a, b])
+    snapshot = Snapshot(opt)
     if valid:
         opt.step()
     else:
         _expect_refusal(opt.step, (key,))
-        _assert_unchanged(opt, [a, b], snapshot)
+        snapshot.assert_unchanged()
 
 
 param_garbage = st.one_of(
@@ -801,6 +774,6 @@ def test_garbage_params_are_refused_clearly_and_change_nothing(extra):
     if all(t.dtype in DTYPES for t in extra):
         opt.step()  # floating-point tensors are parameters like any other
         return
-    snapshot = _snapshot(opt, [good, *extra])
+    snapshot = Snapshot(opt)
     _expect_refusal(opt.step, ("float32, float64, bfloat16 or float16",))
-    _assert_unchanged(opt, [good, *extra], snapshot)
+    snapshot.assert_unchanged()

@@ -1,4 +1,5 @@
-"""Circuits on Qiskit backends through ``sp.QiskitTarget`` (DESIGN.md 6), all offline.
+"""Circuits on Qiskit backends through ``sp.QiskitTarget`` (docs/design.md, *Hardware through Qiskit*),
+all offline.
 
 Expectations from fake devices and GenericBackendV2 (noisy, local mode) against the exact ones,
 Aer (noiseless) within shot noise; the optimizer never waiting for a job, falling back on failure,
@@ -24,11 +25,14 @@ import pytest
 import torch
 
 import superpositional as sp
-from superpositional import cli
-from superpositional.backends import kernel, qiskit_run, qiskit_step
-from superpositional.backends.qiskit_dispatch import Dispatcher, Evaluation
-from superpositional.backends.qiskit_target import QiskitTargetWarning, describe_from_env
-from superpositional.backends.reference import group_rows, ungroup
+from superpositional.apps import cli
+from superpositional.backends import kernel
+from superpositional.backends.base import StepConfig, StepTensors
+from superpositional.backends.qiskit import QiskitTargetWarning, describe_from_env, jobs
+from superpositional.backends.qiskit.dispatch import Dispatcher, Evaluation
+from superpositional.geometry import gather_groups, group_count, scatter_groups
+from superpositional.optim import qiskit_step
+from superpositional.optim.update import reference_step
 from superpositional.testing import random_circuit
 
 TOKEN = "tok-" + secrets.token_hex(16)
@@ -256,7 +260,7 @@ class FakeJob:
 
 
 class JobFactory:
-    """Stands in for ``qiskit_run.submit``: records each job's rows and returns a FakeJob."""
+    """Stands in for ``jobs.submit``: records each job's rows and returns a FakeJob."""
 
     def __init__(self, make):
         self.make, self.jobs, self.rows = make, [], []
@@ -301,7 +305,7 @@ def _train_until(condition, rng, ours, twins, opt, ref, limit=30.0):
     deadline = time.monotonic() + limit
     while True:
         _step_both(rng, ours, twins, opt, ref)
-        dispatcher = opt._dispatchers[0]
+        dispatcher = opt._qiskit.get(0)
         if condition(dispatcher):
             return dispatcher
         assert time.monotonic() < deadline, "gave up waiting"
@@ -315,7 +319,7 @@ def _thread_target(**options):
 def test_training_never_waits_for_a_job_and_then_uses_its_result(rng, monkeypatch):
     release = threading.Event()
     factory = JobFactory(lambda job_id, rows, n: FakeJob(job_id, np.full((rows, n), 0.5), release=release))
-    monkeypatch.setattr(qiskit_run, "submit", factory)
+    monkeypatch.setattr(jobs, "submit", factory)
     target = _thread_target(refresh_every=1000, max_staleness=1000)
     ours, twins, opt, ref = _pair(rng, target)
 
@@ -331,7 +335,7 @@ def test_training_never_waits_for_a_job_and_then_uses_its_result(rng, monkeypatc
     assert len(factory.jobs) == 1 and factory.rows[0][0].shape == (3, 4)  # one circuit per tensor
     assert all(torch.equal(p, q) for p, q in zip(ours, twins))  # the kernel computed every step
     release.set()
-    dispatcher = opt._dispatchers[0]
+    dispatcher = opt._qiskit.get(0)
     _wait_until(lambda: dispatcher.pending[0].launch.done())
     # The next step uses e = 0.5 on the covered coordinates; the twin does AdamW, then the same term.
     for p, q in zip(ours, twins):
@@ -356,17 +360,15 @@ def test_training_never_waits_for_a_job_and_then_uses_its_result(rng, monkeypatc
 def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
     dtype, coverage, maximize, rng
 ):
-    """Oracle: the torch reference step (DESIGN.md 2, written independently) with e = the device's
-    values on the circuits the result covers and the kernel's elsewhere."""
-    from superpositional.backends import reference
-
+    """Oracle: the torch reference step with e = the device's values on the circuits the result
+    covers and the kernel's elsewhere."""
     circuit = sp.circuits.entangled(4)
     params = [torch.from_numpy(rng.normal(size=s)).to(dtype) for s in SHAPES]
     grads = [torch.from_numpy(rng.normal(size=s)).to(dtype) for s in SHAPES]
     twins = [p.clone() for p in params]
     tensors, rows, values = [], [], []
     for i, p in enumerate(params):
-        count = qiskit_step.circuit_count(p, 4, coverage)
+        count = group_count(p.shape, 4, coverage)
         covered = torch.from_numpy(rng.permutation(count)[: max(1, count // 2)])
         tensors.append(torch.full((covered.numel(),), i))
         rows.append(covered)
@@ -386,32 +388,36 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
 
     state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
 
-    def fresh():
-        return [torch.zeros_like(p, dtype=state_dtype) for p in params], [
-            torch.zeros((), dtype=torch.float32) for p in params
-        ]
+    def fresh(ps):
+        return StepTensors(
+            ps,
+            grads,
+            [torch.zeros_like(p, dtype=state_dtype) for p in ps],
+            [torch.zeros_like(p, dtype=state_dtype) for p in ps],
+            [torch.zeros((), dtype=torch.float32) for _ in ps],
+        )
 
-    hyper = dict(lr=3e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.01, quantum_weight=0.7)
-    common = dict(circuit=circuit, coverage=coverage, maximize=maximize, **hyper)
-    m, steps = fresh()
-    v, _ = fresh()
+    config = StepConfig(
+        lr=3e-2,
+        beta1=0.9,
+        beta2=0.99,
+        eps=1e-8,
+        weight_decay=0.01,
+        quantum_weight=0.7,
+        maximize=maximize,
+        circuit=circuit,
+        coverage=coverage,
+    )
     qiskit_step.step(
-        params,
-        grads,
-        m,
-        v,
-        steps,
+        fresh(params),
+        config,
         dispatcher=dispatcher,
         indices=list(range(len(params))),
-        kernel_step=kernel.step_cpu,
-        simulate_rows=kernel.simulate_cpu,
-        **common,
+        fused_step=kernel.step_cpu,
     )
-    m, steps = fresh()
-    v, _ = fresh()
-    reference.step(twins, grads, m, v, steps, simulate_rows=device_where_covered, **common)
+    reference_step(fresh(twins), config, simulate=device_where_covered)
     for p, q in zip(params, twins):
-        # float32/float64: the two implementations' roundings; bfloat16: one more rounding (1 ulp).
+        # The two implementations' roundings (the covered coordinates are the same torch formula).
         tol = {torch.float32: 2e-6, torch.float64: 1e-13, torch.bfloat16: 2**-7 * (1 + q.abs().max().item())}
         torch.testing.assert_close(p.double(), q.double(), atol=tol[dtype], rtol=0)
 
@@ -429,7 +435,7 @@ def test_failed_jobs_fall_back_to_the_simulator_and_training_goes_on(failure, rn
         return FakeJob(job_id, values)  # never released: hangs
 
     factory = JobFactory(make)
-    monkeypatch.setattr(qiskit_run, "submit", factory)
+    monkeypatch.setattr(jobs, "submit", factory)
     target = _thread_target(refresh_every=1, timeout=0.3)
     ours, twins, opt, ref = _pair(rng, target)
     expected = {
@@ -458,14 +464,14 @@ def test_coverage_all_samples_circuits_down_to_the_cost_guard(rng, monkeypatch):
     factory = JobFactory(
         lambda job_id, rows, n: FakeJob(job_id, np.full((rows, n), -0.25), release=threading.Event())
     )
-    monkeypatch.setattr(qiskit_run, "submit", factory)
+    monkeypatch.setattr(jobs, "submit", factory)
     target = _thread_target(refresh_every=1000, max_staleness=1000, max_circuits_per_job=10, seed=7)
     ours, twins, opt, ref = _pair(rng, target, coverage="all", circuit=sp.circuits.entangled(4))
     _step_both(rng, ours, twins, opt, ref)
     theta_rows, g_rows = factory.rows[0]
     assert theta_rows.shape == g_rows.shape == (10, 4)  # 17 circuits in all, 10 sent
     factory.jobs[0].release.set()
-    dispatcher = opt._dispatchers[0]
+    dispatcher = opt._qiskit.get(0)
     _wait_until(lambda: dispatcher.pending[0].launch.done())
     sent = dispatcher.pending[0]
     assert len(set(zip(sent.tensors.tolist(), sent.rows.tolist()))) == 10
@@ -476,10 +482,10 @@ def test_coverage_all_samples_circuits_down_to_the_cost_guard(rng, monkeypatch):
         q.grad = p.grad.clone()
     expected_e = []
     for i, (p, g) in enumerate(zip(before, ours)):
-        rows = (group_rows(t.detach(), 4, "all") for t in (p, g.grad))
+        rows = (gather_groups(t.detach(), 4, "all") for t in (p, g.grad))
         e = sp.simulate(sp.circuits.entangled(4), *rows)
         e[sent.rows[sent.tensors == i]] = -0.25
-        expected_e.append(ungroup(e, p, 4, "all"))
+        expected_e.append(scatter_groups(e, p, 4, "all"))
     opt.step()
     ref.param_groups[0]["quantum_weight"] = 0.0
     ref.step()
@@ -514,7 +520,7 @@ def test_refresh_and_staleness_rules(monkeypatch):
         launches[dispatcher.clock] = StubLaunch()
         return launches[dispatcher.clock]
 
-    monkeypatch.setattr(qiskit_run, "launch", launch)
+    monkeypatch.setattr(jobs, "launch", launch)
     target = _thread_target(refresh_every=3, max_staleness=4, max_pending_jobs=2)
     dispatcher = Dispatcher(target)
     circuit = sp.circuits.paper(4)
@@ -549,7 +555,7 @@ def test_refresh_and_staleness_rules(monkeypatch):
 
 def test_a_launch_past_its_timeout_is_abandoned(monkeypatch):
     stub = StubLaunch()
-    monkeypatch.setattr(qiskit_run, "launch", lambda *args: stub)
+    monkeypatch.setattr(jobs, "launch", lambda *args: stub)
     dispatcher = Dispatcher(_thread_target())
     circuit = sp.circuits.paper(4)
     dispatcher.begin_step(circuit)
@@ -571,10 +577,10 @@ def test_a_launch_past_its_timeout_is_abandoned(monkeypatch):
 def test_gathered_groups_are_the_rows_of_group_rows(coverage, rng):
     for shape in [(), (1,), (5,), (7, 5), (6, 4), (3, 4, 5), (2, 1, 3)]:
         t = torch.from_numpy(rng.normal(size=shape)).float()
-        every = group_rows(t.double(), 4, coverage)
+        every = gather_groups(t.double(), 4, coverage)
         some = torch.from_numpy(rng.permutation(every.shape[0])[: max(1, every.shape[0] // 2)])
-        assert every.shape[0] == qiskit_step.circuit_count(t, 4, coverage)
-        assert torch.equal(qiskit_step.groups_at(t, 4, coverage, some), every[some])
+        assert every.shape[0] == group_count(t.shape, 4, coverage)
+        assert torch.equal(gather_groups(t, 4, coverage, some).double(), every[some])
 
 
 # -- checkpoints --------------------------------------------------------------------------------------
@@ -589,12 +595,12 @@ def _round_trip(state_dict):
 
 def test_resume_collects_the_jobs_in_flight(rng, monkeypatch):
     factory = JobFactory(lambda job_id, rows, n: FakeJob(job_id, np.full((rows, n), 0.5)))  # never final
-    monkeypatch.setattr(qiskit_run, "submit", factory)
+    monkeypatch.setattr(jobs, "submit", factory)
     first = _thread_target(refresh_every=1000, max_staleness=1000)
     ours, twins, opt, ref = _pair(rng, first)
     for _ in range(3):
         _step_both(rng, ours, twins, opt, ref)
-    _wait_until(lambda: opt._dispatchers[0].pending[0].launch.job_id is not None)
+    _wait_until(lambda: opt._qiskit.get(0).pending[0].launch.job_id is not None)
     saved = _round_trip(opt.state_dict())
     group = saved["param_groups"][0]
     assert group["backend"] == "qiskit:fake_manila"
@@ -615,7 +621,7 @@ def test_resume_collects_the_jobs_in_flight(rng, monkeypatch):
     resumed = sp.SuperpositionalAdamW(resumed_params, backend=second, **HYPER)
     resumed.load_state_dict(saved)
     assert resumed.param_groups[0]["backend"] is second and "qiskit" not in resumed.param_groups[0]
-    dispatcher = resumed._dispatchers[0]
+    dispatcher = resumed._qiskit.get(0)
     assert dispatcher.clock == 3
     for p in resumed_params:
         p.grad = torch.randn_like(p)
@@ -638,10 +644,10 @@ def _released():
 
 
 def test_local_jobs_in_a_checkpoint_are_dropped_with_a_warning(rng, monkeypatch):
-    monkeypatch.setattr(qiskit_run, "submit", JobFactory(lambda job_id, rows, n: FakeJob(job_id, None)))
+    monkeypatch.setattr(jobs, "submit", JobFactory(lambda job_id, rows, n: FakeJob(job_id, None)))
     ours, twins, opt, ref = _pair(rng, _thread_target(refresh_every=1000))
     _step_both(rng, ours, twins, opt, ref)
-    _wait_until(lambda: opt._dispatchers[0].pending[0].launch.job_id is not None)
+    _wait_until(lambda: opt._qiskit.get(0).pending[0].launch.job_id is not None)
     saved = _round_trip(opt.state_dict())
     again = sp.SuperpositionalAdamW(
         [torch.nn.Parameter(p.detach().clone()) for p in ours], backend=_thread_target(), **HYPER
@@ -674,11 +680,11 @@ def test_a_fake_device_feeds_training_through_the_worker_process(rng):
     )
     ours, twins, opt, ref = _pair(rng, target)
     deadline = time.monotonic() + 120
-    while opt.__dict__.get("_dispatchers", {}).get(0) is None or opt._dispatchers[0].latest is None:
+    while opt._qiskit.get(0) is None or opt._qiskit.get(0).latest is None:
         assert time.monotonic() < deadline, "no result from the local worker process"
         _step_both(rng, ours, twins, opt, ref)
         time.sleep(0.02)
-    dispatcher = opt._dispatchers[0]
+    dispatcher = opt._qiskit.get(0)
     assert dispatcher.failures == 0 and dispatcher.latest.values.shape == (3, 4)
     assert dispatcher.latest.values.abs().max() <= 1
     _step_both(rng, ours, twins, opt, ref)  # this step uses the device's expectations
@@ -695,13 +701,13 @@ def test_no_token_in_any_output(rng, monkeypatch, caplog, capsys):
     outputs += [repr(target), str(dict(target.options)), pickle.dumps(target).decode("latin-1")]
     leaky = RuntimeError(f"401 Unauthorized: token {TOKEN} was rejected")
     monkeypatch.setattr(
-        qiskit_run, "submit", JobFactory(lambda job_id, rows, n: FakeJob(job_id, None, error=leaky))
+        jobs, "submit", JobFactory(lambda job_id, rows, n: FakeJob(job_id, None, error=leaky))
     )
     ours, twins, opt, ref = _pair(rng, target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _step_both(rng, ours, twins, opt, ref)
-        _wait_until(lambda: opt._dispatchers[0].pending[0].launch.done())
+        _wait_until(lambda: opt._qiskit.get(0).pending[0].launch.done())
         _step_both(rng, ours, twins, opt, ref)
     outputs += [str(w.message) for w in caught]
     assert any("token *** was rejected" in str(w.message) for w in caught)

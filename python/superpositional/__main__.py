@@ -1,7 +1,8 @@
-"""``python -m superpositional``: see :mod:`superpositional.cli`."""
+"""``python -m superpositional``: the command line (:mod:`superpositional.apps.cli`)."""
 
 import sys
 
-from .cli import main
+from .apps.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

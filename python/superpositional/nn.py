@@ -84,20 +84,12 @@ class QuantumAttention(nn.Module):
 
 
 class QuantumTransformerLayer(nn.Module):
-    """A pre-norm Transformer encoder layer with :class:`QuantumAttention`."""
+    """A pre-norm Transformer encoder layer around an ``attention`` module (a :class:`QuantumAttention`)."""
 
-    def __init__(
-        self,
-        embed_dim: int,
-        num_heads: int,
-        ff_dim: int,
-        dropout: float = 0.1,
-        n_qubits: int = 4,
-        quantum: bool = True,
-        backend: str = "auto",
-    ) -> None:
+    def __init__(self, attention: QuantumAttention, ff_dim: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.attention = QuantumAttention(embed_dim, num_heads, n_qubits, dropout, quantum, backend)
+        embed_dim = attention.out.out_features
+        self.attention = attention
         self.norm1 = nn.LayerNorm(embed_dim)
         self.norm2 = nn.LayerNorm(embed_dim)
         self.ff = nn.Sequential(
@@ -135,7 +127,9 @@ class QuantumTransformer(nn.Module):
         self.tokens = nn.Embedding(vocab_size, embed_dim)
         self.positions = nn.Embedding(max_length, embed_dim)
         self.layers = nn.ModuleList(
-            QuantumTransformerLayer(embed_dim, num_heads, ff_dim, dropout, n_qubits, quantum, backend)
+            QuantumTransformerLayer(
+                QuantumAttention(embed_dim, num_heads, n_qubits, dropout, quantum, backend), ff_dim, dropout
+            )
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(embed_dim)

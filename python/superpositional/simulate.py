@@ -1,17 +1,25 @@
-"""``simulate``: expectations (and statevectors) of one circuit for a batch of input rows."""
+"""``simulate``: expectations (and statevectors) of one circuit for a batch of input rows.
+
+Inputs are checked once here, for every backend (a registry name or a Qiskit target), and reach
+the backends as ``[batch, n]`` rows in the compute dtype.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import backends
-from .backends import kernel as kernel_backend
+from .backends.base import Backend
+from .backends.qiskit import jobs
+from .backends.qiskit.target import QiskitTarget
 from .circuit import Circuit
+from .geometry import compute_dtype
 
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+__all__ = ["simulate"]
 
 Array = torch.Tensor | np.ndarray
 
@@ -20,7 +28,7 @@ def simulate(
     circuit: Circuit,
     params: Array | None = None,
     grads: Array | None = None,
-    backend: str = "auto",
+    backend: str | QiskitTarget = "auto",
     return_state: bool = False,
 ) -> Array | tuple[Array, Array]:
     r"""Simulate ``circuit`` once per input row and return its expectations.
@@ -34,8 +42,9 @@ def simulate(
         circuit: the circuit (frozen by this call).
         params: ``[..., n]`` parameter values; needed when the circuit reads them.
         grads: ``[..., n]`` gradients; needed when the circuit reads them.
-        backend: ``"auto"`` (the kernel for the inputs' device), ``"cpu"``, ``"torch"``, ``"aer"``, or a
-            :class:`superpositional.QiskitTarget` (one job on that backend, waited for).
+        backend: ``"auto"`` (the kernel for the inputs' device), ``"cpu"``, ``"cuda"``, ``"torch"``,
+            ``"aer"``, or a :class:`superpositional.QiskitTarget` (one job on that backend, waited for;
+            a failed, cancelled or timed-out job raises, and so do more rows than its cost guard).
         return_state: also return the statevectors ``[..., 2**n]`` (complex, Qiskit's
             little-endian order: qubit ``k`` is bit ``k`` of the basis index).
 
@@ -43,102 +52,155 @@ def simulate(
         Expectations with the inputs' shape and dtype (a numpy array if the inputs
         were numpy), and the statevectors when ``return_state`` is true. Float32
         and float64 are computed in their own precision, float16 and bfloat16 in
-        float32.
+        float32. When ``params`` or ``grads`` require grad, the expectations are
+        differentiable (the kernels' adjoint method, or autograd through the torch reference).
     """
-    from .backends.qiskit_target import QiskitTarget
-
-    if isinstance(backend, QiskitTarget):  # real hardware (or a fake device): its own, synchronous path
-        from .backends.qiskit_simulate import simulate_on_target
-
-        return simulate_on_target(circuit, params, grads, backend, return_state)
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"simulate() takes a superpositional.Circuit, got {type(circuit).__name__}")
-    as_numpy = isinstance(params, np.ndarray) or isinstance(grads, np.ndarray)
-    p = _as_tensor(params, "params")
-    g = _as_tensor(grads, "grads")
-    n = circuit.n_qubits
-    if circuit.uses_params and p is None:
-        raise ValueError("this circuit reads parameters (sp.param): pass params")
-    if circuit.uses_grads and g is None:
-        raise ValueError("this circuit reads gradients (sp.grad): pass grads")
-    if p is None and g is None:
-        raise ValueError("pass params (a [B, n] tensor) to set the batch, even for a circuit without inputs")
-    given = [(name, t) for name, t in (("params", p), ("grads", g)) if t is not None]
-    first_name, first = given[0]
-    for name, t in given:
-        if t.layout != torch.strided:
-            raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
-        if t.dim() == 0 or t.shape[-1] != n:
-            raise ValueError(
-                f"{name} must have shape [..., {n}] for a {n}-qubit circuit, got {list(t.shape)}"
-            )
-        if t.shape != first.shape:
-            raise ValueError(
-                f"params and grads must have the same shape, got {list(p.shape)} and {list(g.shape)}"
-            )
-        if t.dtype != first.dtype:
-            raise ValueError(f"params and grads must have the same dtype, got {p.dtype} and {g.dtype}")
-        if t.device != first.device:
-            raise ValueError(f"params and grads must be on the same device, got {p.device} and {g.device}")
-    if not first.dtype.is_floating_point:
-        raise TypeError(f"{first_name} must be a floating-point tensor, got {first.dtype}")
-    leading = first.shape[:-1]
-    compute = torch.float64 if first.dtype == torch.float64 else torch.float32
-    batch = int(np.prod(leading, dtype=np.int64)) if leading else 1
-    name = backends.resolve(backend, first.device)
+    batch = _Batch.of(circuit, params, grads)
+    if isinstance(backend, QiskitTarget):
+        return batch.output(_on_target(circuit, batch, backend, return_state), None, return_state)
+    entry = backends.resolve(backend, batch.device, stacklevel=2)
     circuit.freeze()
-    differentiable = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (p, g))
-    if differentiable:
-        name = _differentiable_backend(name)
-
-    def rows(t: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
-        if t is None or not wanted:
-            return None
-        t = t if differentiable else t.detach()
-        return t.to(compute).reshape(batch, n)
-
-    params_rows = rows(p, circuit.uses_params or g is None)
-    grads_rows = rows(g, circuit.uses_grads)
-    run = backends.simulator(name)
-    options = dict(batch=batch, dtype=compute, device=first.device)
-    state = None
-    if differentiable and name in ("cpu", "cuda") and (params_rows is not None or grads_rows is not None):
-        expectations = _KernelSimulate.apply(circuit, name, params_rows, grads_rows)
-        if return_state:
-            with torch.no_grad():
-                _, state = run(circuit, params_rows, grads_rows, return_state=True, **options)
-    else:
-        expectations, state = run(
-            circuit, params_rows, grads_rows, return_state=bool(return_state), **options
-        )
-    expectations = expectations.reshape(*leading, n).to(first.dtype)
-    if state is not None:
-        state = state.reshape(*leading, 2**n)
-    if as_numpy:
-        expectations = expectations.detach().cpu().numpy()
-        state = state.cpu().numpy() if state is not None else None
-    return (expectations, state) if return_state else expectations
-
-
-def _differentiable_backend(name: str) -> str:
-    """The backend that computes gradients for a call that needs them."""
-    if name == "aer":
+    differentiable = torch.is_grad_enabled() and batch.requires_grad
+    if differentiable and not entry.differentiable:
         raise ValueError(
-            "backend 'aer' does not compute gradients; "
+            f"backend {entry.name!r} does not compute gradients; "
             "use 'cpu', 'cuda' or 'torch' for inputs that require grad"
         )
-    return name
+    params_rows, grads_rows = batch.rows(circuit, keep_graph=differentiable)
+    state = None
+    if differentiable and entry.adjoint is not None and (params_rows is not None or grads_rows is not None):
+        # A compiled kernel: gradients from its adjoint method, not from autograd.
+        expectations = _AdjointSimulate.apply(circuit, entry, params_rows, grads_rows)
+        if return_state:
+            with torch.no_grad():
+                _, state = entry.simulate(
+                    circuit, params_rows, grads_rows, return_state=True, **batch.options
+                )
+    else:
+        expectations, state = entry.simulate(
+            circuit, params_rows, grads_rows, return_state=bool(return_state), **batch.options
+        )
+    return batch.output(expectations, state, return_state)
 
 
-class _KernelSimulate(torch.autograd.Function):
-    """Expectations from a compiled kernel, with their gradients from the same kernel's adjoint method."""
+@dataclass(frozen=True)
+class _Batch:
+    """Checked inputs of one call: ``[..., n]`` tensors sharing shape, dtype and device."""
+
+    params: torch.Tensor | None
+    grads: torch.Tensor | None
+    n: int
+    leading: torch.Size
+    dtype: torch.dtype
+    device: torch.device
+    as_numpy: bool
+
+    @classmethod
+    def of(cls, circuit: Circuit, params: Any, grads: Any) -> _Batch:
+        if not isinstance(circuit, Circuit):
+            raise TypeError(f"simulate() takes a superpositional.Circuit, got {type(circuit).__name__}")
+        p, g = _as_tensor(params, "params"), _as_tensor(grads, "grads")
+        if circuit.uses_params and p is None:
+            raise ValueError("this circuit reads parameters (sp.param): pass params")
+        if circuit.uses_grads and g is None:
+            raise ValueError("this circuit reads gradients (sp.grad): pass grads")
+        if p is None and g is None:
+            raise ValueError(
+                "pass params (a [B, n] tensor) to set the batch, even for a circuit without inputs"
+            )
+        n = circuit.n_qubits
+        given = [(name, t) for name, t in (("params", p), ("grads", g)) if t is not None]
+        first_name, first = given[0]
+        for name, t in given:
+            if t.layout != torch.strided:
+                raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
+            if t.dim() == 0 or t.shape[-1] != n:
+                raise ValueError(
+                    f"{name} must have shape [..., {n}] for a {n}-qubit circuit, got {list(t.shape)}"
+                )
+            if t.shape != first.shape:
+                raise ValueError(
+                    f"params and grads must have the same shape, got {list(p.shape)} and {list(g.shape)}"
+                )
+            if t.dtype != first.dtype:
+                raise ValueError(f"params and grads must have the same dtype, got {p.dtype} and {g.dtype}")
+            if t.device != first.device:
+                raise ValueError(
+                    f"params and grads must be on the same device, got {p.device} and {g.device}"
+                )
+        if not first.dtype.is_floating_point:
+            raise TypeError(f"{first_name} must be a floating-point tensor, got {first.dtype}")
+        as_numpy = isinstance(params, np.ndarray) or isinstance(grads, np.ndarray)
+        return cls(p, g, n, first.shape[:-1], first.dtype, first.device, as_numpy)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.leading, dtype=np.int64)) if self.leading else 1
+
+    @property
+    def requires_grad(self) -> bool:
+        return any(t is not None and t.requires_grad for t in (self.params, self.grads))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments every backend's simulate takes besides the rows."""
+        return dict(batch=self.size, dtype=compute_dtype(self.dtype), device=self.device)
+
+    def rows(
+        self, circuit: Circuit, keep_graph: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The ``[batch, n]`` rows the circuit reads, in the compute dtype (``None`` for an input it
+        does not read; params stand in to set the batch of a circuit that reads nothing)."""
+
+        def rows(t: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
+            if t is None or not wanted:
+                return None
+            t = t if keep_graph else t.detach()
+            return t.to(compute_dtype(self.dtype)).reshape(self.size, self.n)
+
+        return (
+            rows(self.params, circuit.uses_params or self.grads is None),
+            rows(self.grads, circuit.uses_grads),
+        )
+
+    def output(
+        self, expectations: torch.Tensor, state: torch.Tensor | None, return_state: bool
+    ) -> Array | tuple[Array, Array]:
+        """Results in the inputs' leading shape, dtype and kind (tensor or numpy array)."""
+        expectations = expectations.reshape(*self.leading, self.n).to(self.device, self.dtype)
+        if state is not None:
+            state = state.reshape(*self.leading, 2**self.n)
+        if self.as_numpy:
+            expectations = expectations.detach().cpu().numpy()
+            state = state.cpu().numpy() if state is not None else None
+        return (expectations, state) if return_state else expectations
+
+
+def _on_target(circuit: Circuit, batch: _Batch, target: QiskitTarget, return_state: bool) -> torch.Tensor:
+    """Expectations ``[batch, n]`` measured on a Qiskit target (float64)."""
+    if return_state:
+        raise ValueError("a Qiskit target measures expectations only: return_state=True is not available")
+    if batch.requires_grad and torch.is_grad_enabled():
+        raise ValueError("a Qiskit target does not compute gradients; use 'cpu' or 'torch' for that")
+    circuit.freeze()
+    params_rows, grads_rows = batch.rows(circuit)
+    evs = jobs.evaluate(target, circuit, params_rows, grads_rows, batch.size)
+    return torch.from_numpy(evs)
+
+
+class _AdjointSimulate(torch.autograd.Function):
+    """Expectations from a backend's simulation, with their gradients from its adjoint method."""
 
     @staticmethod
     def forward(
-        ctx: Any, circuit: Circuit, kernel: str, params: torch.Tensor | None, grads: torch.Tensor | None
+        ctx: Any,
+        circuit: Circuit,
+        backend: Backend,
+        params: torch.Tensor | None,
+        grads: torch.Tensor | None,
     ) -> torch.Tensor:
         first = params if params is not None else grads
-        expectations, _ = backends.simulator(kernel)(
+        expectations, _ = backend.simulate(
             circuit,
             params,
             grads,
@@ -147,7 +209,7 @@ class _KernelSimulate(torch.autograd.Function):
             device=first.device,
             return_state=False,
         )
-        ctx.circuit = circuit
+        ctx.circuit, ctx.adjoint = circuit, backend.adjoint
         ctx.save_for_backward(params, grads)
         return expectations
 
@@ -155,7 +217,7 @@ class _KernelSimulate(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
         params, grads = ctx.saved_tensors
-        d_params, d_grads = kernel_backend.simulate_backward(
+        d_params, d_grads = ctx.adjoint(
             ctx.circuit,
             params,
             grads,

@@ -1,79 +1,119 @@
-"""Simulation backends and how ``"auto"`` chooses among them.
+"""The backend registry: one entry per name, for simulation and for the optimizer's step alike.
 
-``"cpu"``: the C++ kernel. ``"cuda"``: the CUDA kernel. ``"torch"``: the
-pure-PyTorch reference (any device; the fallback when the extension is
-missing). ``"aer"``: Qiskit Aer, exact.
+``"cpu"``: the C++ kernels (OpenMP, SIMD). ``"cuda"``: the CUDA kernels. ``"torch"``: the
+pure-PyTorch reference (any device; the fallback when the extension is missing). ``"aer"``: Qiskit
+Aer, exact. ``"auto"`` picks the kernel for the tensors' device. A Qiskit target
+(:class:`~.qiskit.QiskitTarget`) is not a name but an object: ``simulate()`` and the optimizer take
+it where they take a name.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import torch
 
 from .._extension import extension
-from . import aer
-from .kernel import simulate_cpu, simulate_cuda
-from .reference import simulate as simulate_torch
+from . import aer, kernel, reference
+from .base import Backend, StepConfig, StepTensors
 
-SimulateFn = Callable[..., tuple]
+__all__ = [
+    "Backend",
+    "StepConfig",
+    "StepTensors",
+    "available_backends",
+    "get",
+    "is_available",
+    "kernel_for",
+    "resolve",
+]
 
-_SIMULATORS: dict[str, SimulateFn] = {
-    "cpu": simulate_cpu,
-    "cuda": simulate_cuda,
-    "torch": simulate_torch,
-    "aer": aer.simulate_aer,
+
+def _cuda_available() -> bool:
+    ext = extension()
+    return ext is not None and bool(ext.cuda_compiled) and torch.cuda.is_available()
+
+
+_REGISTRY: dict[str, Backend] = {
+    entry.name: entry
+    for entry in (
+        Backend(
+            "cpu",
+            kernel.simulate_cpu,
+            kernel.step_cpu,
+            kernel.simulate_backward,
+            differentiable=True,
+            device="cpu",
+            available=lambda: extension() is not None,
+        ),
+        Backend(
+            "cuda",
+            kernel.simulate_cuda,
+            kernel.step_cuda,
+            kernel.simulate_backward,
+            differentiable=True,
+            device="cuda",
+            available=_cuda_available,
+        ),
+        # Autograd differentiates the reference's simulation.
+        Backend(
+            "torch", reference.simulate, None, None, differentiable=True, device=None, available=lambda: True
+        ),
+        # Asking whether Aer is there imports it at most once: the optimizer asks for its backend on
+        # every step, also inside torch.compile, where Dynamo cannot trace an import.
+        Backend(
+            "aer", aer.simulate_aer, None, None, differentiable=False, device=None, available=aer.available
+        ),
+    )
 }
 
 
-def is_available(backend: str) -> bool:
-    """Whether the backend named ``backend`` is usable here.
-
-    Probes only what that backend needs, so asking about a kernel never imports Qiskit: the
-    optimizer asks on every step, also inside ``torch.compile``, where Dynamo cannot trace an import.
-    """
-    if backend == "torch":
-        return True
-    if backend == "aer":
-        return aer.available()
-    ext = extension()
-    if backend == "cpu":
-        return ext is not None
-    if backend == "cuda":
-        return ext is not None and bool(ext.cuda_compiled) and torch.cuda.is_available()
-    return False
+def is_available(name: str) -> bool:
+    """Whether the backend named ``name`` is usable here."""
+    entry = _REGISTRY.get(name)
+    return entry is not None and entry.available()
 
 
 def available_backends() -> list[str]:
     """Names of the backends usable here, e.g. ``["cpu", "cuda", "torch", "aer"]``."""
-    return [name for name in _SIMULATORS if is_available(name)]
+    return [name for name, entry in _REGISTRY.items() if entry.available()]
 
 
-def resolve(backend: str, device: torch.device) -> str:
-    """The backend name to run on ``device``; ``"auto"`` picks the kernel for the device."""
-    if not isinstance(backend, str):
+def get(name: str) -> Backend:
+    """The registry's entry for ``name`` (a ``KeyError`` for names it does not hold)."""
+    return _REGISTRY[name]
+
+
+def kernel_for(device: torch.device) -> Backend:
+    """The compiled kernel for ``device`` if it is usable here, else the torch reference (quietly)."""
+    entry = _REGISTRY.get(device.type)
+    return (
+        entry if entry is not None and entry.device is not None and entry.available() else _REGISTRY["torch"]
+    )
+
+
+def resolve(name: str, device: torch.device, *, stacklevel: int = 2) -> Backend:
+    """The backend to run on ``device``: ``"auto"`` picks the kernel for the device (the torch
+    reference, with a warning, when none is usable here); a name is checked against the registry,
+    what is available and the device."""
+    if not isinstance(name, str):
         raise TypeError(
-            f"backend is a name such as 'auto', 'cpu', 'torch' or 'aer', got {type(backend).__name__}"
+            f"backend is a name such as 'auto', 'cpu', 'torch' or 'aer', got {type(name).__name__}"
         )
-    if backend == "auto":
-        kernel = "cpu" if device.type == "cpu" else device.type
-        if is_available(kernel):
-            return kernel
-        warnings.warn(
-            f"no compiled kernel for {device.type} tensors here; using the (slow) torch backend",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return "torch"
-    if backend not in _SIMULATORS:
-        raise ValueError(f"unknown backend {backend!r}; available here: {available_backends()}")
-    if not is_available(backend):
-        raise RuntimeError(f"backend {backend!r} is not available here; available: {available_backends()}")
-    if backend in ("cpu", "cuda") and device.type != backend:
-        raise ValueError(f"backend {backend!r} runs on {backend.upper()} tensors, got tensors on {device}")
-    return backend
-
-
-def simulator(name: str) -> SimulateFn:
-    return _SIMULATORS[name]
+    if name == "auto":
+        entry = kernel_for(device)
+        if entry.device is None:
+            warnings.warn(
+                f"no compiled kernel for {device.type} tensors here; using the (slow) torch backend",
+                RuntimeWarning,
+                stacklevel=stacklevel + 1,
+            )
+        return entry
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; available here: {available_backends()}")
+    entry = _REGISTRY[name]
+    if not entry.available():
+        raise RuntimeError(f"backend {name!r} is not available here; available: {available_backends()}")
+    if entry.device is not None and device.type != entry.device:
+        raise ValueError(f"backend {name!r} runs on {name.upper()} tensors, got tensors on {device}")
+    return entry

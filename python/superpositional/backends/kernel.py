@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from .._extension import require_extension
+from ..geometry import complex_dtype, compute_dtype, row_length
+from .base import StepConfig, StepTensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
-
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 _PARAM_TYPES = {
     torch.float32: "float32",
@@ -67,7 +67,7 @@ def simulate_cpu(
     program = circuit.program(keep_state=return_state)
     n = circuit.n_qubits
     out = torch.empty(batch, n, dtype=dtype)
-    state = torch.empty(batch, 2**n, dtype=_COMPLEX[dtype]) if return_state else None
+    state = torch.empty(batch, 2**n, dtype=complex_dtype(dtype)) if return_state else None
     if batch > 0:
         params_ptr, params_stride = _pointer(params)
         grads_ptr, grads_stride = _pointer(grads)
@@ -101,7 +101,7 @@ def simulate_cuda(
     program = circuit.program(keep_state=return_state)
     n = circuit.n_qubits
     out = torch.empty(batch, n, dtype=dtype, device=device)
-    state = torch.empty(batch, 2**n, dtype=_COMPLEX[dtype], device=device) if return_state else None
+    state = torch.empty(batch, 2**n, dtype=complex_dtype(dtype), device=device) if return_state else None
     if batch > 0:
         with torch.cuda.device(device):
             params_ptr, params_stride = _pointer(params)
@@ -170,13 +170,6 @@ def simulate_backward(
     return d_params, d_grads
 
 
-def row_length(t: torch.Tensor) -> int:
-    """Elements per row: a row is a slice along dim 0 (tensors of dim 0 or 1 are one row)."""
-    if t.dim() >= 2 and t.shape[0] > 0:
-        return t.numel() // t.shape[0]
-    return max(t.numel(), 1)
-
-
 class _TensorTable:
     """The kernels' table of tensors (7 int64 words each, laid out as their StepTensor).
 
@@ -184,11 +177,11 @@ class _TensorTable:
     (the one case that allocates); :meth:`write_back` copies parameters back.
     """
 
-    def __init__(self, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
-        self.rows = np.empty((len(params), 7), dtype=np.int64)
+    def __init__(self, tensors: StepTensors) -> None:
+        self.rows = np.empty((len(tensors.params), 7), dtype=np.int64)
         self._keep_alive: list[torch.Tensor] = []
         self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for row, (p, g, m, v, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+        for row, (p, g, m, v, step) in enumerate(zip(*tensors)):
             _check_state(p, m, v, step)
             work = p if p.is_contiguous() else p.contiguous()
             if work is not p:
@@ -202,7 +195,7 @@ class _TensorTable:
                 v.data_ptr(),
                 step.data_ptr(),
                 p.numel(),
-                row_length(p),
+                row_length(p.shape),
             )
 
     @property
@@ -216,7 +209,7 @@ class _TensorTable:
 
 def _check_state(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor) -> None:
     """The kernels trust these pointers: refuse a state that does not fit its parameter."""
-    state = torch.float32 if p.dtype in (torch.bfloat16, torch.float16) else p.dtype
+    state = compute_dtype(p.dtype)
     for name, t in (("exp_avg", m), ("exp_avg_sq", v)):
         if t.device != p.device or t.dtype != state or t.shape != p.shape or not t.is_contiguous():
             raise RuntimeError(
@@ -236,69 +229,35 @@ def _by_dtype(params: list[torch.Tensor]) -> dict[torch.dtype, list[int]]:
     return groups
 
 
-def step_cpu(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    exp_avgs: list[torch.Tensor],
-    exp_avg_sqs: list[torch.Tensor],
-    steps: list[torch.Tensor],
-    *,
-    lr: float | torch.Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    quantum_weight: float,
-    maximize: bool,
-    circuit: Circuit,
-    coverage: str,
-) -> None:
+def step_cpu(tensors: StepTensors, config: StepConfig) -> None:
     """The fused step on the CPU: one kernel call per parameter dtype covers every tensor.
 
     ``exp_avgs``, ``exp_avg_sqs`` must be contiguous (the optimizer creates them
     so) and ``steps`` float32 CPU scalars, which the kernel increments.
     """
     ext = require_extension()
-    program = circuit.program()
-    for dtype, indices in _by_dtype(params).items():
-        table = _TensorTable(
-            *([t[i] for i in indices] for t in (params, grads, exp_avgs, exp_avg_sqs, steps))
-        )
+    program = config.circuit.program()
+    for dtype, indices in _by_dtype(tensors.params).items():
+        table = _TensorTable(tensors.select(indices))
         ext.step_cpu(
             program,
             table.address,
             len(indices),
             _PARAM_TYPES[dtype],
-            float(lr),
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            quantum_weight,
-            maximize,
-            coverage,
+            float(config.lr),
+            config.beta1,
+            config.beta2,
+            config.eps,
+            config.weight_decay,
+            config.quantum_weight,
+            config.maximize,
+            config.coverage,
             torch.get_num_threads(),
         )
         table.write_back()
 
 
-def step_cuda(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    exp_avgs: list[torch.Tensor],
-    exp_avg_sqs: list[torch.Tensor],
-    steps: list[torch.Tensor],
-    *,
-    lr: float | torch.Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    quantum_weight: float,
-    maximize: bool,
-    circuit: Circuit,
-    coverage: str,
-) -> None:
+def step_cuda(tensors: StepTensors, config: StepConfig) -> None:
     """The fused step on the GPU: multi-tensor launches on the current stream, no host synchronisation.
 
     ``steps`` are float32 tensors on the parameters' device, read and incremented
@@ -306,17 +265,15 @@ def step_cuda(
     there too, so the step can be captured in a CUDA graph and replayed.
     """
     ext = require_extension()
-    program = circuit.program()
-    device = params[0].device
-    lr_device = 0
+    program = config.circuit.program()
+    device = tensors.params[0].device
+    lr, lr_device = config.lr, 0
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
         lr_device, lr = lr.data_ptr(), 0.0
     with torch.cuda.device(device):
-        program_ptr = device_program(circuit, device).data_ptr()
-        for dtype, indices in _by_dtype(params).items():
-            table = _TensorTable(
-                *([t[i] for i in indices] for t in (params, grads, exp_avgs, exp_avg_sqs, steps))
-            )
+        program_ptr = device_program(config.circuit, device).data_ptr()
+        for dtype, indices in _by_dtype(tensors.params).items():
+            table = _TensorTable(tensors.select(indices))
             ext.step_cuda(
                 program,
                 program_ptr,
@@ -325,13 +282,13 @@ def step_cuda(
                 _PARAM_TYPES[dtype],
                 float(lr),
                 lr_device,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                quantum_weight,
-                maximize,
-                coverage,
+                config.beta1,
+                config.beta2,
+                config.eps,
+                config.weight_decay,
+                config.quantum_weight,
+                config.maximize,
+                config.coverage,
                 _stream(device),
             )
             table.write_back()

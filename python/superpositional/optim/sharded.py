@@ -4,7 +4,7 @@ FSDP2 (``torch.distributed.fsdp.fully_shard``) shards every parameter along dim 
 holds a contiguous range ``[s, t)`` of the tensor's flattened elements (whole rows), and its
 ``exp_avg`` / ``exp_avg_sq`` are sharded the same way (``torch.zeros_like`` of the parameter).
 
-Circuit groups are defined on the *global* tensor (DESIGN.md section 2), so that a sharded run
+Circuit groups are defined on the *global* tensor (docs/design.md, *The mathematics*), so that a sharded run
 takes the same steps as a single process:
 
 - ``coverage="all"``, dim >= 2: groups never cross a row, and shards are whole rows, so every
@@ -27,16 +27,17 @@ single-process step within floating-point rounding.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .circuit import Circuit
+from ..backends.base import SimulateFn, StepConfig, StepFn, StepTensors
+from ..geometry import Crossing, RangePlan, compute_dtype, split_range
+from .update import adamw_update
 
-__all__ = ["is_sharded", "step_sharded"]
+__all__ = ["Shard", "is_sharded", "plan_tensor", "shard_of", "step_sharded"]
 
-StepFn = Callable[..., None]
 # all_gather over one process group: a float64 record per rank in, every rank's record out.
 Exchange = Callable[[Any, torch.Tensor], list[torch.Tensor]]
 
@@ -123,73 +124,27 @@ def shard_of(p: torch.Tensor, local: torch.Tensor) -> Shard:
     return Shard(start, stop, numel, dim, group, ranges)
 
 
-@dataclass
+def plan_tensor(shard: Shard, n: int, coverage: str) -> tuple[RangePlan, bool]:
+    """How one local shard is stepped (:func:`~superpositional.geometry.split_range` of its range),
+    and whether its ends take part in the halo exchange: whether any rank has a crossing group (the
+    same answer on every rank; true when the other ranks' ranges are unknown)."""
+    if shard.group is None:
+        return RangePlan(circuit=((0, shard.stop - shard.start),)), False
+    plan = split_range(shard.start, shard.stop, shard.numel, shard.dim, n, coverage)
+    if coverage == "all" and shard.dim >= 2:
+        return plan, False
+    if not shard.ranges:
+        return plan, True
+    exchanged = any(split_range(a, b, shard.numel, shard.dim, n, coverage).crossings for a, b in shard.ranges)
+    return plan, exchanged
+
+
+@dataclass(frozen=True)
 class _Piece:
-    """Local coordinates ``[lo, hi)`` of one tensor whose group ``[g0, g1)`` crosses a shard end."""
+    """A crossing group's part in the local shard of tensor ``tensor``."""
 
     tensor: int
-    lo: int
-    hi: int
-    g0: int
-    g1: int
-
-
-@dataclass
-class _Plan:
-    circuit_entries: list[tuple[int, int, int]] = field(default_factory=list)  # tensor, local lo, hi
-    plain_entries: list[tuple[int, int, int]] = field(default_factory=list)
-    pieces: list[_Piece] = field(default_factory=list)
-    exchanged: list[int] = field(default_factory=list)  # tensors whose ends go into the all_gather
-
-
-def plan_tensor(shard: Shard, n: int, coverage: str) -> tuple[list, list, list, bool]:
-    """How one local shard is stepped: kernel ranges with the circuit, without it, and crossing pieces.
-
-    Returns ``(circuit_ranges, plain_ranges, pieces, exchanged)`` with ranges in local flattened
-    coordinates and pieces as ``(lo, hi, g0, g1)``; ``exchanged`` says whether the tensor's
-    ends take part in the halo exchange: whether any rank has a piece (the same answer on every
-    rank; true when the other ranks' ranges are unknown).
-    """
-    circuit, plain, pieces = _local_plan(shard, n, coverage)
-    if shard.group is None or (coverage == "all" and shard.dim >= 2):
-        return circuit, plain, pieces, False
-    if not shard.ranges:
-        return circuit, plain, pieces, True
-    exchanged = any(
-        _local_plan(Shard(a, b, shard.numel, shard.dim, shard.group), n, coverage)[2] for a, b in shard.ranges
-    )
-    return circuit, plain, pieces, exchanged
-
-
-def _local_plan(shard: Shard, n: int, coverage: str) -> tuple[list, list, list]:
-    """``plan_tensor`` without the exchange decision."""
-    s, t, numel = shard.start, shard.stop, shard.numel
-    local = t - s
-    whole = shard.group is None
-    if whole or (coverage == "all" and shard.dim >= 2):
-        return [(0, local)], [], []
-    if coverage == "paper":
-        end = min(n, numel)  # the group [0, end)
-        if s == 0 and t >= end:
-            return [(0, local)], [], []
-        if s >= end or local == 0:
-            return [], [(0, local)], []
-        hi = min(t, end) - s
-        plain = [(hi, local)] if hi < local else []
-        return [], plain, [(0, hi, 0, end)]
-    # coverage "all" on one row of numel elements: groups [kn, min((k+1)n, numel)).
-    if local == 0:
-        return [], [], []
-    first = -(-s // n) * n  # the first group start at or after s
-    last = (t // n) * n if t < numel else t  # the end of the last group inside [s, t)
-    pieces = []
-    if first > s or first >= t:  # a group crosses s (or the shard lies inside one group)
-        g0 = (s // n) * n
-        pieces.append((0, min(t, g0 + n) - s, g0, min(g0 + n, numel)))
-    if last < t and last >= first and not (pieces and pieces[0][1] == local):
-        pieces.append((last - s, local, last, min(last + n, numel)))
-    circuit = [(first - s, last - s)] if last > first else []
-    return circuit, [], pieces
+    crossing: Crossing
 
 
 def _all_gather(group: Any, record: torch.Tensor) -> list[torch.Tensor]:
@@ -201,84 +156,77 @@ def _all_gather(group: Any, record: torch.Tensor) -> list[torch.Tensor]:
 
 
 def step_sharded(
-    stepper: StepFn,
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    exp_avgs: list[torch.Tensor],
-    exp_avg_sqs: list[torch.Tensor],
-    steps: list[torch.Tensor],
+    base_step: StepFn,
+    tensors: StepTensors,
+    config: StepConfig,
     *,
-    circuit: Circuit,
-    coverage: str,
-    quantum_weight: float,
-    maximize: bool,
-    simulate_backend: str,
+    simulate: SimulateFn,
     shards: list[Shard] | None = None,
     exchange: Exchange = _all_gather,
-    **hyper: Any,
 ) -> None:
-    """One step over tensors of which some are sharded; ``stepper`` is the backend's fused step.
+    """One step over tensors of which some are sharded; ``base_step`` is the backend's step.
 
-    ``params`` etc. may mix DTensors and plain tensors; ``hyper`` holds ``lr``, ``beta1``,
-    ``beta2``, ``eps`` and ``weight_decay``. ``shards`` and ``exchange`` exist for tests that
-    emulate several ranks in one process: local tensors with their :class:`Shard` and an
-    all_gather of their own.
+    The tensors may mix DTensors and plain tensors. ``simulate`` runs the crossing groups' circuits
+    on the local device. ``shards`` and ``exchange`` exist for tests that emulate several ranks in
+    one process: local tensors with their :class:`Shard` and an all_gather of their own.
     """
-    n = circuit.n_qubits
+    n = config.circuit.n_qubits
     if shards is None:
-        local = [[_local(t) for t in ts] for ts in (params, grads, exp_avgs, exp_avg_sqs)]
+        local = StepTensors(*([_local(t) for t in column] for column in tensors[:4]), tensors.steps)
         shards = [
             shard_of(p, p_local) if is_sharded(p) else Shard(0, p.numel(), p.numel(), p.dim())
-            for p, p_local in zip(params, local[0])
+            for p, p_local in zip(tensors.params, local.params)
         ]
     else:
-        local = [params, grads, exp_avgs, exp_avg_sqs]
-    p_l, g_l, m_l, v_l = local
-    for i, (p, m, v) in enumerate(zip(p_l, m_l, v_l)):
+        local = tensors
+    for i, (p, m, v) in enumerate(zip(local.params, local.exp_avgs, local.exp_avg_sqs)):
         if m.shape != p.shape or v.shape != p.shape:
             raise RuntimeError(
                 f"optimizer state of a sharded parameter must be sharded like it: local shard "
                 f"{list(p.shape)}, exp_avg {list(m.shape)}, exp_avg_sq {list(v.shape)} (tensor {i})"
             )
-    options = dict(circuit=circuit, coverage=coverage, maximize=maximize, **hyper)
-    if quantum_weight == 0 or n == 1:  # no group crosses anything that matters: plain local steps
-        stepper(p_l, g_l, m_l, v_l, steps, quantum_weight=quantum_weight, **options)
+    if config.quantum_weight == 0 or n == 1:  # no group crosses anything that matters: plain local steps
+        base_step(local, config)
         return
 
-    plan = _Plan()
+    circuit_entries: list[tuple[int, int, int]] = []  # (tensor, local lo, hi)
+    plain_entries: list[tuple[int, int, int]] = []
+    pieces: list[_Piece] = []
+    exchanged: list[int] = []
     for i, shard in enumerate(shards):
-        circuit_ranges, plain_ranges, pieces, exchanged = plan_tensor(shard, n, coverage)
-        plan.circuit_entries += [(i, lo, hi) for lo, hi in circuit_ranges]
-        plan.plain_entries += [(i, lo, hi) for lo, hi in plain_ranges]
-        plan.pieces += [_Piece(i, *piece) for piece in pieces]
-        if exchanged:
-            plan.exchanged.append(i)
+        plan, exchange_ends = plan_tensor(shard, n, config.coverage)
+        circuit_entries += [(i, lo, hi) for lo, hi in plan.circuit]
+        plain_entries += [(i, lo, hi) for lo, hi in plan.plain]
+        pieces += [_Piece(i, crossing) for crossing in plan.crossings]
+        if exchange_ends:
+            exchanged.append(i)
 
     # Every rank takes part in the exchange (the list is the same on all of them), before any
     # kernel changes a parameter: neighbours need start-of-step values.
-    halos = _exchange_ends(plan.exchanged, shards, p_l, g_l, n, exchange)
+    halos = _exchange_ends(exchanged, shards, local, n, exchange)
     # The step number each piece's bias correction uses, read before the kernels increment it.
-    next_step = {piece.tensor: steps[piece.tensor] + 1 for piece in plan.pieces}
-    e_pieces = _piece_expectations(plan.pieces, shards, p_l, halos, circuit, maximize, simulate_backend)
-    for piece, e in zip(plan.pieces, e_pieces):
-        _update_piece(
-            piece, p_l, g_l, m_l, v_l, next_step[piece.tensor], e, quantum_weight, maximize, **hyper
-        )
+    next_step = {piece.tensor: float(local.steps[piece.tensor]) + 1 for piece in pieces}
+    e_pieces = _piece_expectations(pieces, shards, local, halos, config, simulate)
+    for piece, e in zip(pieces, e_pieces):
+        _update_piece(piece, local, next_step[piece.tensor], e, config)
 
     stepped: set[int] = set()
-    for entries, weight in ((plan.circuit_entries, quantum_weight), (plan.plain_entries, 0.0)):
+    for entries, weight in ((circuit_entries, config.quantum_weight), (plain_entries, 0.0)):
         if not entries:
             continue
         # A whole-tensor entry keeps its shape (coverage "all" groups by row); a part is a view.
         views = [
             [t[i] if lo == 0 and hi == t[i].numel() else _flat(t[i])[lo:hi] for i, lo, hi in entries]
-            for t in (p_l, g_l, m_l, v_l)
+            for t in local[:4]
         ]
-        stepper(*views, [steps[i] for i, _, _ in entries], quantum_weight=weight, **options)
+        base_step(
+            StepTensors(*views, [local.steps[i] for i, _, _ in entries]),
+            config.replace(quantum_weight=weight),
+        )
         stepped.update(i for i, _, _ in entries)
-    for i in range(len(params)):
+    for i in range(len(local.params)):
         if i not in stepped:
-            steps[i] += 1  # a shard stepped only in pieces (or empty) still counts the step
+            local.steps[i] += 1  # a shard stepped only in pieces (or empty) still counts the step
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -299,12 +247,7 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 def _exchange_ends(
-    tensors: list[int],
-    shards: list[Shard],
-    p_l: list[torch.Tensor],
-    g_l: list[torch.Tensor],
-    n: int,
-    exchange: Exchange,
+    exchanged: list[int], shards: list[Shard], local: StepTensors, n: int, exchange: Exchange
 ) -> dict[int, list[list[float]]]:
     """Every rank's range and end values for each exchanged tensor: ``{tensor: [record per rank]}``.
 
@@ -312,21 +255,21 @@ def _exchange_ends(
     zero-padded). Each process group's records come back to the host in one copy: the crossing
     groups are assembled there, so the step costs one device sync per group, not one per element.
     """
-    if not tensors:
+    if not exchanged:
         return {}
     width = 2 + 4 * (n - 1)
     by_group: dict[Any, list[int]] = {}
-    for i in tensors:
+    for i in exchanged:
         by_group.setdefault(shards[i].group, []).append(i)
     halos: dict[int, list[list[float]]] = {}
     for group, members in by_group.items():
-        device = p_l[members[0]].device
+        device = local.params[members[0]].device
         record = torch.zeros(len(members), width, dtype=torch.float64, device=device)
         spans = [(shards[i].start, shards[i].stop) for i in members]
         record[:, :2] = torch.tensor(spans, dtype=torch.float64).to(device)
         for row, i in enumerate(members):
-            theta = p_l[i].reshape(-1)
-            g = g_l[i].reshape(-1)
+            theta = local.params[i].reshape(-1)
+            g = local.grads[i].reshape(-1)
             k = min(n - 1, theta.numel())
             for slot, (values, head) in enumerate(((theta, True), (theta, False), (g, True), (g, False))):
                 part = values[:k] if head else values[values.numel() - k :]
@@ -338,7 +281,7 @@ def _exchange_ends(
     return halos
 
 
-def _global_values(piece: _Piece, records: list[list[float]], n: int) -> tuple[list[float], list[float]]:
+def _global_values(crossing: Crossing, records: list[list[float]], n: int) -> tuple[list[float], list[float]]:
     """The group's ``[n]`` inputs from every rank's ends (this rank's too), zeros past the tensor's end.
 
     The ends hold every coordinate of a crossing group: a group reaches at most ``n - 1`` past a
@@ -346,16 +289,17 @@ def _global_values(piece: _Piece, records: list[list[float]], n: int) -> tuple[l
     """
     theta, g = [0.0] * n, [0.0] * n
     spans = [(int(r[0]), int(r[1]), r) for r in records]
-    for j in range(piece.g0, piece.g1):
+    for j in range(crossing.g0, crossing.g1):
         for start, stop, r in spans:
             if not start <= j < stop:
                 continue
             k = min(n - 1, stop - start)
             if j - start < k:  # in that rank's head
-                theta[j - piece.g0], g[j - piece.g0] = r[2 + j - start], r[2 + 2 * (n - 1) + j - start]
+                theta[j - crossing.g0], g[j - crossing.g0] = r[2 + j - start], r[2 + 2 * (n - 1) + j - start]
             else:  # in its tail
                 index = k - (stop - j)
-                theta[j - piece.g0], g[j - piece.g0] = r[2 + (n - 1) + index], r[2 + 3 * (n - 1) + index]
+                theta[j - crossing.g0] = r[2 + (n - 1) + index]
+                g[j - crossing.g0] = r[2 + 3 * (n - 1) + index]
             break
         else:  # pragma: no cover - the records cover every crossing group by construction
             raise RuntimeError(f"no rank holds element {j} of a sharded tensor")
@@ -365,70 +309,49 @@ def _global_values(piece: _Piece, records: list[list[float]], n: int) -> tuple[l
 def _piece_expectations(
     pieces: list[_Piece],
     shards: list[Shard],
-    p_l: list[torch.Tensor],
+    local: StepTensors,
     halos: dict[int, list[list[float]]],
-    circuit: Circuit,
-    maximize: bool,
-    backend: str,
+    config: StepConfig,
+    simulate: SimulateFn,
 ) -> list[torch.Tensor]:
-    """``e`` for each piece's own coordinates, all crossing groups in one simulate call."""
-    from .simulate import simulate
-
+    """``e`` for each piece's own coordinates, all crossing groups of a compute dtype in one call."""
+    circuit = config.circuit
     n = circuit.n_qubits
     out: list[torch.Tensor | None] = [None] * len(pieces)
-    # As the kernels: float64 circuits for float64 parameters, float32 for the rest.
     for dtype in (torch.float32, torch.float64):
-        members = [k for k, piece in enumerate(pieces) if _math_dtype(p_l[piece.tensor]) == dtype]
+        members = [
+            k for k, piece in enumerate(pieces) if compute_dtype(local.params[piece.tensor].dtype) == dtype
+        ]
         if not members:
             continue
-        rows = [_global_values(pieces[k], halos[pieces[k].tensor], n) for k in members]
-        device = p_l[pieces[members[0]].tensor].device
+        rows = [_global_values(pieces[k].crossing, halos[pieces[k].tensor], n) for k in members]
+        device = local.params[pieces[members[0]].tensor].device
         theta = torch.tensor([r[0] for r in rows], dtype=torch.float64, device=device).to(dtype)
         g = torch.tensor([r[1] for r in rows], dtype=torch.float64, device=device).to(dtype)
-        e = simulate(circuit, theta, -g if maximize else g, backend=backend)
+        e, _ = simulate(
+            circuit,
+            theta if circuit.uses_params else None,
+            (-g if config.maximize else g) if circuit.uses_grads else None,
+            batch=len(rows),
+            dtype=dtype,
+            device=device,
+            return_state=False,
+        )
         for row, k in enumerate(members):
             piece = pieces[k]
-            first = shards[piece.tensor].start + piece.lo - piece.g0
-            out[k] = e[row, first : first + piece.hi - piece.lo]
+            first = shards[piece.tensor].start + piece.crossing.lo - piece.crossing.g0
+            out[k] = e[row, first : first + piece.crossing.hi - piece.crossing.lo]
     return out
 
 
-def _math_dtype(t: torch.Tensor) -> torch.dtype:
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
-def _update_piece(
-    piece: _Piece,
-    p_l: list[torch.Tensor],
-    g_l: list[torch.Tensor],
-    m_l: list[torch.Tensor],
-    v_l: list[torch.Tensor],
-    step: torch.Tensor,
-    e: torch.Tensor,
-    quantum_weight: float,
-    maximize: bool,
-    *,
-    lr: float | torch.Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    """The fused step's formula (DESIGN.md section 2) on a piece's coordinates, in its math dtype."""
-    i = piece.tensor
-    p, m, v = (_flat(t[i])[piece.lo : piece.hi] for t in (p_l, m_l, v_l))
-    compute = _math_dtype(p)
-    g = _flat(g_l[i])[piece.lo : piece.hi].to(compute)
-    if maximize:
+def _update_piece(piece: _Piece, local: StepTensors, t: float, e: torch.Tensor, config: StepConfig) -> None:
+    """The update rule on a piece's coordinates (its parameter, state and gradient views)."""
+    lo, hi = piece.crossing.lo, piece.crossing.hi
+    p, m, v = (
+        _flat(column[piece.tensor])[lo:hi] for column in (local.params, local.exp_avgs, local.exp_avg_sqs)
+    )
+    compute = compute_dtype(p.dtype)
+    g = _flat(local.grads[piece.tensor])[lo:hi].to(compute)
+    if config.maximize:
         g = -g
-    step = step.to(compute)
-    updated = p.to(compute) * (1 - lr * weight_decay)
-    m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step).sqrt()
-    denom = v.sqrt() / bias_correction2_sqrt + eps
-    updated = updated - lr * (m / bias_correction1) / denom
-    if quantum_weight != 0:
-        updated = updated - lr * quantum_weight * e.to(compute) * g
-    p.copy_(updated)
+    p.copy_(adamw_update(p.to(compute), g, m, v, t, e.to(compute), config))

@@ -8,10 +8,10 @@ import platform
 
 import torch
 
-from . import __version__
-from ._extension import extension
-from .backends import available_backends
-from .backends.qiskit_target import describe_from_env
+from superpositional import __version__
+from superpositional._extension import extension
+from superpositional.backends import available_backends
+from superpositional.backends.qiskit import describe_from_env
 
 
 def _version(package: str) -> str:

@@ -1,10 +1,15 @@
-"""The command line: ``python -m superpositional {demo,finetune,validate,bench,info}``."""
+"""The command line: ``python -m superpositional {demo,finetune,validate,bench,info}``.
+
+Building the parser imports no application: each command imports its own when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from .benchmarks import arguments as benchmark_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,11 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks: ratios against peers measured in the same run")
     bench.add_argument("--kernels", action="store_true", help="batched simulation, circuits per second")
     bench.add_argument("--step", action="store_true", help="optimizer step time against torch's AdamW")
-    from .benchmarks import common, kernels, step
-
-    common.add_shared_arguments(bench, Path("bench-results"))
-    kernels.add_arguments(bench)
-    step.add_arguments(bench)
+    benchmark_arguments.add_arguments(bench, Path("bench-results"))
 
     commands.add_parser("info", help="the build, its backends and this machine")
     return parser
@@ -113,14 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("validate: --circuits and --batch must be positive")
         return validate.main(args.circuits, args.batch, args.seed, args.backends, args.json)
     if args.command == "bench":
-        from .benchmarks import kernels, step
-
         run_all = not (args.kernels or args.step)
         status = 0
-        if args.kernels or run_all:
-            status |= kernels.execute(args)
-        if args.step or run_all:
-            status |= step.execute(args)
+        for name in benchmark_arguments.BENCHMARKS:
+            if run_all or getattr(args, name):
+                status |= benchmark_arguments.run(name, args)
         return status
     from . import info
 

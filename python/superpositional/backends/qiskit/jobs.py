@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import aer, qiskit_worker
-from .qiskit_target import redact
+from .. import aer
+from . import worker
+from .target import redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
-    from .qiskit_target import QiskitTarget
+    from .target import QiskitTarget
 
 logger = logging.getLogger("superpositional.qiskit")
 
@@ -68,6 +70,24 @@ def transpile(backend: Any, circuit: Circuit, optimization_level: int, seed: int
     return isa, [o.apply_layout(isa.layout) for o in observables]
 
 
+# Each target's circuits in ISA form, transpiled once: {target: {circuit: (isa, observables)}}. Weak
+# keys: a target that is dropped takes its cache with it.
+_ISA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ISA_LOCK = threading.Lock()
+
+
+def transpiled(target: QiskitTarget, circuit: Circuit) -> tuple[Any, list]:
+    """``circuit`` transpiled to ``target``'s ISA and its observables on the same layout (cached)."""
+    with _ISA_LOCK:
+        cached = _ISA.setdefault(target, {}).get(circuit)
+    if cached is None:
+        o = target.options
+        cached = transpile(target.backend, circuit, o["optimization_level"], o["seed"])
+        with _ISA_LOCK:
+            cached = _ISA[target].setdefault(circuit, cached)
+    return cached
+
+
 def _pub(isa: Any, observables: list, params: np.ndarray | None, grads: np.ndarray | None, batch: int):
     values = aer.parameter_values(
         isa,
@@ -98,7 +118,7 @@ def _estimator(mode: Any, shots: int, resilience_level: int, seed_simulator: int
 def submit(target: QiskitTarget, circuit: Circuit, params: np.ndarray | None, grads: np.ndarray | None):
     """Submit one evaluation (``[B, n]`` float64 rows) and return the primitive's job."""
     batch = (params if params is not None else grads).shape[0]
-    isa, observables = target.isa(circuit)
+    isa, observables = transpiled(target, circuit)
     o = target.options
     estimator = _estimator(target.execution_mode(), o["shots"], o["resilience_level"], target.job_seed())
     return estimator.run([_pub(isa, observables, params, grads, batch)])
@@ -138,9 +158,19 @@ def _rows(params: Any, grads: Any) -> tuple[np.ndarray | None, np.ndarray | None
     return as_numpy[0], as_numpy[1], first.shape[0]
 
 
-def evaluate(target: QiskitTarget, circuit: Circuit, params: Any, grads: Any) -> np.ndarray:
-    """Expectations ``[B, n]`` (float64) of the rows, waiting for the job (up to the target's timeout)."""
-    p, g, batch = _rows(params, grads)
+def evaluate(target: QiskitTarget, circuit: Circuit, params: Any, grads: Any, batch: int) -> np.ndarray:
+    """Expectations ``[B, n]`` (float64) of ``batch`` rows, waiting for the job (up to the target's
+    timeout). Refuses, before submitting, a circuit wider than the device or more rows than the cost
+    guard allows: unlike the optimizer, a caller that waits for the device gets no simulated stand-in."""
+    target.check_circuit(circuit)
+    if batch > target.circuits_per_job:
+        raise ValueError(
+            f"{batch} rows exceed the Qiskit target's cost guard of {target.circuits_per_job} circuits per "
+            "job (max_circuits_per_job, max_shots_per_job / shots); raise it or pass fewer rows"
+        )
+    if batch == 0:
+        return np.zeros((0, circuit.n_qubits))
+    p, g, _ = _rows(params, grads)
     timeout = target.options["timeout"]
     deadline = None if timeout is None else time.monotonic() + timeout
     job = submit(target, circuit, p, g)
@@ -213,7 +243,7 @@ def launch(target: QiskitTarget, circuit: Circuit, params: Any, grads: Any) -> L
         o = target.options
         args = (target.cache_key, target.backend, circuit, o["optimization_level"], o["seed"])
         options = (o["shots"], o["resilience_level"], target.job_seed())
-        handle._future = qiskit_worker.submit(_run_in_worker, args, options, p, g, batch)
+        handle._future = worker.submit(_run_in_worker, args, options, p, g, batch)
         logger.info("%s: sent to the local worker process", what)
     else:
         handle._future.set_running_or_notify_cancel()
@@ -236,7 +266,7 @@ def collect(target: QiskitTarget, job_id: str, batch: int, n: int) -> Launch:
     return handle
 
 
-# -- in the local worker process (qiskit_worker) ------------------------------------------------------
+# -- in the local worker process (worker.py) ----------------------------------------------------------
 
 # Per target (its cache_key): the device's simulator, and each circuit's ISA form. Bounded: cleared
 # when a long-lived worker has seen many targets.

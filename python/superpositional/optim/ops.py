@@ -17,10 +17,11 @@ from typing import Optional
 
 import torch
 
-from .backends import kernel
-from .circuit import Circuit
+from ..backends import kernel
+from ..backends.base import StepConfig, StepTensors
+from ..circuit import Circuit
 
-__all__ = ["circuit_key", "fused_step", "register"]
+__all__ = ["circuit_key", "compiled_step", "fused_step", "register"]
 
 _CIRCUITS: "weakref.WeakValueDictionary[str, Circuit]" = weakref.WeakValueDictionary()
 _NEXT = itertools.count()
@@ -61,25 +62,41 @@ def fused_step(
     circuit: str,
     coverage: str,
 ) -> None:
-    """``SuperpositionalAdamW``'s fused step on the kernel of the parameters' device (see optimizer.py)."""
+    """``SuperpositionalAdamW``'s fused step on the kernel of the parameters' device (see adamw.py)."""
     if not params:
         return
-    stepper = kernel.step_cuda if params[0].is_cuda else kernel.step_cpu
-    stepper(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        steps,
-        lr=lr_tensor if lr_tensor is not None else lr,
-        beta1=beta1,
-        beta2=beta2,
-        eps=eps,
-        weight_decay=weight_decay,
-        quantum_weight=quantum_weight,
-        maximize=maximize,
-        circuit=_CIRCUITS[circuit],
-        coverage=coverage,
+    fused = kernel.step_cuda if params[0].is_cuda else kernel.step_cpu
+    fused(
+        StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps),
+        StepConfig(
+            lr=lr_tensor if lr_tensor is not None else lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            quantum_weight=quantum_weight,
+            maximize=maximize,
+            circuit=_CIRCUITS[circuit],
+            coverage=coverage,
+        ),
+    )
+
+
+def compiled_step(tensors: StepTensors, config: StepConfig) -> None:
+    """The fused step as one node of a ``torch.compile`` graph (a tensor ``lr`` stays a tensor)."""
+    lr_tensor = config.lr if isinstance(config.lr, torch.Tensor) else None
+    fused_step(
+        *tensors,
+        0.0 if lr_tensor is not None else float(config.lr),
+        lr_tensor,
+        config.beta1,
+        config.beta2,
+        config.eps,
+        config.weight_decay,
+        config.quantum_weight,
+        config.maximize,
+        circuit_key(config.circuit),
+        config.coverage,
     )
 
 

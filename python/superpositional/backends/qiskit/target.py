@@ -8,8 +8,9 @@ resolved through ``qiskit_ibm_runtime.QiskitRuntimeService``, which reads a save
 optimizer's ``state_dict`` and every message this package writes carry the backend's name only;
 text that comes from Qiskit (an error message) is passed through :func:`redact` first.
 
-Execution lives in :mod:`.qiskit_run`, the optimizer's asynchronous bookkeeping in
-:mod:`.qiskit_dispatch` and :mod:`.qiskit_step`.
+Running circuits on a target lives in :mod:`.jobs` (which also caches each circuit's ISA form
+per target), the optimizer's asynchronous bookkeeping in :mod:`.dispatch`, and the optimizer's step
+on a target in ``superpositional.optim.qiskit_step``.
 """
 
 from __future__ import annotations
@@ -252,7 +253,6 @@ class QiskitTarget:
         self._name = name
         self._uid = uuid.uuid4().hex  # keys this target's transpiled circuits, here and in worker processes
         self._lock = threading.Lock()
-        self._isa: dict[Any, tuple[Any, list[Any]]] = {}
         self._execution_mode: Any = None
         self._seeds = itertools.count(1)
 
@@ -305,19 +305,6 @@ class QiskitTarget:
     def cache_key(self) -> str:
         """Unique to this target object: keys its transpiled circuits, here and in worker processes."""
         return self._uid
-
-    def isa(self, circuit: Any) -> tuple[Any, list[Any]]:
-        """``circuit`` transpiled to the backend's ISA and its observables on the same layout (cached)."""
-        from .qiskit_run import transpile
-
-        with self._lock:
-            cached = self._isa.get(circuit)
-        if cached is None:
-            o = self._options
-            cached = transpile(self.backend, circuit, o["optimization_level"], o["seed"])
-            with self._lock:
-                cached = self._isa.setdefault(circuit, cached)
-        return cached
 
     def job_seed(self) -> int | None:
         """A fresh seed for the local simulator of the next job (``None``: unseeded, or a remote backend)."""

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import qiskit_run
-from .qiskit_target import QiskitTargetWarning, redact
+from . import jobs
+from .target import QiskitTargetWarning, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
-    from .qiskit_target import QiskitTarget
+    from .target import QiskitTarget
 
 logger = logging.getLogger("superpositional.qiskit")
 
@@ -54,7 +54,7 @@ class Evaluation:
     rows: torch.Tensor  # int64 [R]: the circuit's group of n coordinates within that tensor
     values: torch.Tensor | None = None  # float64 [R, n]: the expectations, once received
     job_id: str | None = None
-    launch: qiskit_run.Launch | None = field(default=None, repr=False)
+    launch: jobs.Launch | None = field(default=None, repr=False)
 
     def record(self, with_values: bool) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -80,7 +80,7 @@ class Evaluation:
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, qiskit_run.JobCancelled):
+    if isinstance(error, jobs.JobCancelled):
         return "was cancelled"
     if isinstance(error, TimeoutError):
         return "timed out (cancelled)"
@@ -108,7 +108,7 @@ class Dispatcher:
         """Advance the clock and take in whatever finished, never waiting; returns the step number."""
         self.clock += 1
         for evaluation in self._to_collect:
-            evaluation.launch = qiskit_run.collect(
+            evaluation.launch = jobs.collect(
                 self.target, evaluation.job_id, len(evaluation.rows), circuit.n_qubits
             )
             self.pending.append(evaluation)
@@ -130,7 +130,7 @@ class Dispatcher:
         """Send the rows ``[R, n]`` of ``evaluation`` to the target; returns at once."""
         self.last_submitted = self.clock  # a failed submission waits for the next refresh too
         try:
-            evaluation.launch = qiskit_run.launch(self.target, circuit, params, grads)
+            evaluation.launch = jobs.launch(self.target, circuit, params, grads)
         except Exception as error:
             self._failed(evaluation, error)
             return

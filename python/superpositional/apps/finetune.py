@@ -35,10 +35,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import circuits
-from ._table import format_table
+from superpositional import circuits
+from superpositional.optim import SuperpositionalAdamW
+
 from .info import collect
-from .optimizer import SuperpositionalAdamW
+from .output import format_table, save_plot, write_json
 
 # The paper's Table I: mean loss after one epoch of Llama-3.2-1B-Instruct on GSM8K.
 PAPER = {"adamw": 0.2188, "sgd-0.1": 0.2098, "sgd-0.5": 0.2097}
@@ -345,13 +346,8 @@ def main(
         "results": results,
         "environment": collect(),
     }
-    (out / "finetune.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {out / 'finetune.json'}")
-    try:
-        _plot(results, out / "finetune.png")
-        print(f"wrote {out / 'finetune.png'}")
-    except ImportError:
-        print("matplotlib is not installed: no plot")
+    write_json(out / "finetune.json", summary)
+    save_plot(lambda path: _plot(results, path), out / "finetune.png", "finetune")
     return 0
 
 

@@ -37,7 +37,7 @@ _CHILD = (
     "import os, contextlib\n"
     "with contextlib.suppress(AttributeError, OSError):\n"
     f"    os.nice({WORKER_NICE})\n"
-    "from superpositional.backends.qiskit_worker import serve\n"
+    "from superpositional.backends.qiskit.worker import serve\n"
     "serve()\n"
 )
 

@@ -21,8 +21,6 @@ eps 1e-8, weight decay 0) from the same initialisation per seed:
 
 from __future__ import annotations
 
-import json
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -33,11 +31,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import circuits
-from ._table import format_table
+from superpositional import circuits
+from superpositional.nn import QuantumTransformer
+from superpositional.optim import SuperpositionalAdamW
+
 from .info import collect
-from .nn import QuantumTransformer
-from .optimizer import SuperpositionalAdamW
+from .output import format_table, save_plot, write_json
 
 # The paper's numbers (arXiv 2511.01918, synthetic classification), for the table.
 PAPER = {
@@ -277,17 +276,6 @@ def main(
         "runs": [asdict(r) for r in runs],
         "environment": collect(),
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=_json_default))
-    print(f"wrote {out / 'results.json'}")
-    try:
-        plot(runs, out / "learning_curves.png")
-        print(f"wrote {out / 'learning_curves.png'}")
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install 'superpositional[demo]')")
+    write_json(out / "results.json", result)
+    save_plot(lambda path: plot(runs, path), out / "learning_curves.png", "demo")
     return 0
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)

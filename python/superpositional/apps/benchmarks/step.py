@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import circuits
-from ..backends import available_backends
-from ..optimizer import SuperpositionalAdamW
-from .common import add_shared_arguments, format_table, provenance, write_results
+from superpositional import circuits
+from superpositional.backends import available_backends
+from superpositional.optim import SuperpositionalAdamW
+
+from .common import format_table, provenance, write_results
 
 BYTES_PER_PARAM = 28
 SIZES = {"cpu": [16, 18, 20, 22, 23, 24], "cuda": [20, 22, 24, 26, 28]}
@@ -31,7 +32,7 @@ QUICK_SIZES = [14, 16]
 # Our torch backend simulates a [groups, 2^n] complex state per tensor: keep it to sizes that finish.
 TORCH_BACKEND_MAX = {"cpu": 22, "cuda": 26}
 PEER = "adamw fused"
-# DESIGN.md section 7: the fused step with coverage "all", entangled(4), against AdamW(fused=True).
+# docs/design.md, *Performance*: the fused step with coverage "all", entangled(4), against AdamW(fused=True).
 TARGET_ALL = {"cpu": 2.0, "cuda": 1.15}
 
 
@@ -227,20 +228,6 @@ def plot(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None, default_out: Path = Path("bench-results")) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_shared_arguments(parser, default_out)
-    add_arguments(parser)
-    return execute(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per size (default 9)")
-    parser.add_argument(
-        "--max-log2", type=int, default=None, help="largest size, as log2 of the parameter count"
-    )
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -4,12 +4,11 @@ Random circuits over the whole gate set (1 to 10 qubits, random angle sources
 and signed Pauli observables) are simulated exactly by Aer and by each backend
 in float32 and float64. The table gives the worst expectation error and the
 worst statevector error (up to a global phase) per qubit count and dtype,
-against the tolerances of DESIGN.md section 5.
+against the tolerances of docs/design.md, *Validation*.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ._extension import extension
-from ._table import format_table
-from .backends import available_backends
-from .simulate import simulate
-from .testing import max_phase_aligned_error, random_circuit
+from superpositional._extension import extension
+from superpositional.backends import available_backends
+from superpositional.simulate import simulate
+from superpositional.testing import max_phase_aligned_error, random_circuit
+
+from .output import format_table, write_json
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -175,7 +175,5 @@ def main(
     report = run(circuits=circuits, batch=batch, seed=seed, backends=backends)
     print(report_table(report))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_json(), indent=2))
-        print(f"wrote {json_path}")
+        write_json(json_path, report.to_json())
     return 0 if report.passed() else 1

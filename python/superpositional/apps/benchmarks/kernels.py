@@ -28,12 +28,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import circuits
-from .._extension import extension
-from ..backends import available_backends
-from ..circuit import Circuit
-from ..simulate import simulate
-from .common import add_shared_arguments, format_table, median_seconds, provenance, si, write_results
+from superpositional import circuits
+from superpositional._extension import extension
+from superpositional.backends import available_backends
+from superpositional.circuit import Circuit
+from superpositional.simulate import simulate
+
+from .common import format_table, median_seconds, provenance, si, write_results
 
 CIRCUITS: dict[str, Callable[[], Circuit]] = {
     "paper(4)": lambda: circuits.paper(4),
@@ -61,7 +62,7 @@ def _backends(device: str) -> list[str]:
 def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor) -> Callable[[], object]:
     if backend.endswith("-statevector"):
         # The same kernel on the program compiled for the full statevector, without writing the states.
-        from ..backends.kernel import device_program
+        from superpositional.backends.kernel import device_program
 
         ext = extension()
         program = circuit.program(keep_state=True)
@@ -232,19 +233,6 @@ def plot(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None, default_out: Path = Path("bench-results")) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_shared_arguments(parser, default_out)
-    add_arguments(parser)
-    return execute(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--aer-max", type=int, default=None, help="largest batch given to Aer (default 1e4; quick 1e2)"
-    )
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -1,0 +1,112 @@
+"""What a backend is: the signatures of batched simulation and of the fused step, and their inputs.
+
+A backend simulates one circuit for a batch of input rows (:data:`SimulateFn`) and may step an
+optimizer's tensors in one fused pass (:data:`StepFn`); the registry (:mod:`.`) holds one
+:class:`Backend` entry per name. The optimizer's strategies (``superpositional.optim``) build on
+these, never the other way round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..circuit import Circuit
+
+__all__ = ["AdjointFn", "Backend", "SimulateFn", "StepConfig", "StepFn", "StepTensors"]
+
+
+class SimulateFn(Protocol):
+    """Expectations ``[batch, n]`` (and statevectors ``[batch, 2**n]`` when asked) of ``circuit``.
+
+    ``params`` and ``grads`` are ``[batch, n]`` in ``dtype`` (float32 or float64) on ``device``, or
+    ``None`` when the circuit does not read them; they may be strided. Inputs are already checked
+    (``superpositional.simulate`` does that once for every backend).
+    """
+
+    def __call__(
+        self,
+        circuit: Circuit,
+        params: torch.Tensor | None,
+        grads: torch.Tensor | None,
+        *,
+        batch: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        return_state: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+class StepTensors(NamedTuple):
+    """The tensors of one step, index by index: a parameter, its gradient and its state."""
+
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    exp_avgs: list[torch.Tensor]
+    exp_avg_sqs: list[torch.Tensor]
+    steps: list[torch.Tensor]  # float32 scalars on the parameters' device; a step adds 1
+
+    def select(self, indices: Sequence[int]) -> StepTensors:
+        """The tensors at ``indices``, in that order."""
+        return StepTensors(*([column[i] for i in indices] for column in self))
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """The options of one param group's step (docs/design.md, *The mathematics*)."""
+
+    lr: float | torch.Tensor
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    quantum_weight: float
+    maximize: bool
+    circuit: Circuit
+    coverage: str
+
+    def replace(self, **changes: object) -> StepConfig:
+        return dataclasses.replace(self, **changes)
+
+
+StepFn = Callable[[StepTensors, StepConfig], None]
+
+
+class AdjointFn(Protocol):
+    """Gradients of ``sum(weights * e)`` with respect to the rows ``params`` and ``grads``."""
+
+    def __call__(
+        self,
+        circuit: Circuit,
+        params: torch.Tensor | None,
+        grads: torch.Tensor | None,
+        weights: torch.Tensor,
+        *,
+        want_params: bool,
+        want_grads: bool,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One entry of the registry.
+
+    ``fused_step`` steps every tensor in one pass with the circuit term computed inside; a backend
+    without one (the torch reference, Aer) is stepped by the torch formula with ``simulate``
+    supplying the expectations. ``adjoint`` computes gradients of expectations (the kernels' adjoint
+    method); without it, a backend is differentiable only if autograd runs through its simulation
+    (``differentiable``). ``device`` is the one device type the backend runs on (``None``: any).
+    """
+
+    name: str
+    simulate: SimulateFn
+    fused_step: StepFn | None
+    adjoint: AdjointFn | None
+    differentiable: bool
+    device: str | None
+    available: Callable[[], bool]

@@ -1,0 +1,93 @@
+r"""The update rule in PyTorch: the one place in Python where it is written.
+
+.. math::
+
+    \theta &= p \quad\text{(the values at the start of the step: the circuits see these)}\\
+    p &\leftarrow p\,(1 - lr\cdot wd)\\
+    m &\leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad v \leftarrow \beta_2 v + (1-\beta_2)\, g^2\\
+    p &\leftarrow p - lr\Big(\frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda\, e\, g\Big)
+
+(docs/design.md, *The mathematics*). :func:`adamw_update` applies it to any set of coordinates in
+torch's order of operations (``torch.optim.AdamW``'s single-tensor path); the strategies that do
+not run the fused kernel everywhere use it: :func:`reference_step` for every coordinate (the torch
+and Aer backends), the sharded step for groups that cross shards, and the Qiskit step for the
+coordinates a device's result covers. The compiled kernels have the same rule once in C++
+(``csrc/adamw.h``) and are tested against :func:`reference_step`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..backends.base import SimulateFn, StepConfig, StepTensors
+from ..geometry import compute_dtype, gather_groups, scatter_groups
+
+__all__ = ["adamw_update", "expectations", "reference_step"]
+
+
+def adamw_update(
+    theta: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    t: float,
+    e: torch.Tensor | None,
+    config: StepConfig,
+) -> torch.Tensor:
+    """The new parameter values (in ``theta``'s dtype) from the start-of-step values ``theta``.
+
+    ``theta``, ``g`` (already negated under ``maximize``) and ``e`` (the expectations at these
+    coordinates, ``None`` for no circuit term) are in the compute dtype; ``m`` and ``v`` are updated
+    in place; ``t`` is this step's number (the counter after its increment).
+    """
+    lr = float(config.lr)
+    updated = theta * (1 - lr * config.weight_decay)
+    m.lerp_(g, 1 - config.beta1)
+    v.mul_(config.beta2).addcmul_(g, g, value=1 - config.beta2)
+    bias_correction1 = 1 - config.beta1**t
+    bias_correction2_sqrt = math.sqrt(1 - config.beta2**t)
+    denom = (v.sqrt() / bias_correction2_sqrt).add_(config.eps)
+    updated.addcdiv_(m, denom, value=-lr / bias_correction1)
+    if e is not None and config.quantum_weight != 0:
+        updated.add_(e * g, alpha=-lr * config.quantum_weight)
+    return updated
+
+
+def expectations(
+    config: StepConfig, theta: torch.Tensor, g: torch.Tensor, simulate: SimulateFn
+) -> torch.Tensor:
+    """``e`` for every element of a tensor (0 off-group), each group's circuit run by ``simulate``."""
+    circuit = config.circuit
+    n = circuit.n_qubits
+    rows_theta = gather_groups(theta, n, config.coverage)
+    e, _ = simulate(
+        circuit,
+        rows_theta if circuit.uses_params else None,
+        gather_groups(g, n, config.coverage) if circuit.uses_grads else None,
+        batch=rows_theta.shape[0],
+        dtype=theta.dtype,
+        device=theta.device,
+        return_state=False,
+    )
+    return scatter_groups(e, theta, n, config.coverage)
+
+
+def reference_step(tensors: StepTensors, config: StepConfig, *, simulate: SimulateFn) -> None:
+    """One step of every tensor by :func:`adamw_update`, ``e`` from ``simulate``, tensor by tensor.
+
+    The step counter is read on the host (a synchronisation for GPU tensors: this is the reference,
+    not the fast path).
+    """
+    for p, g, m, v, step in zip(*tensors):
+        compute = compute_dtype(p.dtype)
+        g = g.to(compute)
+        if config.maximize:
+            g = -g
+        theta = p.to(compute, copy=True)
+        step += 1
+        e = None
+        if config.quantum_weight != 0 and p.numel() > 0:
+            e = expectations(config, theta, g, simulate)
+        p.copy_(adamw_update(theta, g, m, v, float(step), e, config))
