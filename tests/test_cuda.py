@@ -84,7 +84,7 @@ def test_every_output_is_written(rng):
             out.data_ptr(),
             state.data_ptr(),
             batch,
-            "float32",
+            ext.DType.float32,
             torch.cuda.current_stream().cuda_stream,
         )
         torch.cuda.synchronize()

@@ -1,7 +1,7 @@
 """The compiled kernels as backends: ``"cpu"`` (C++, OpenMP, SIMD) and ``"cuda"``.
 
 Each offers batched simulation and the fused optimizer step. Python only checks,
-allocates outputs and passes raw pointers, strides and dtype names; CUDA work is
+allocates outputs and passes raw pointers, strides and the extension's enums; CUDA work is
 launched on the current PyTorch stream of the tensors' device, without a host
 synchronisation.
 """
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+# Members of the extension's enums DType (simulation) and ParamType (the fused step), by torch dtype.
 _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 _PARAM_TYPES = {
     torch.float32: "float32",
@@ -80,7 +81,7 @@ def simulate_cpu(
             out.data_ptr(),
             state.data_ptr() if state is not None else 0,
             batch,
-            _DTYPE_NAMES[dtype],
+            getattr(ext.DType, _DTYPE_NAMES[dtype]),
             torch.get_num_threads(),
         )
     return out, state
@@ -116,7 +117,7 @@ def simulate_cuda(
                 out.data_ptr(),
                 state.data_ptr() if state is not None else 0,
                 batch,
-                _DTYPE_NAMES[dtype],
+                getattr(ext.DType, _DTYPE_NAMES[dtype]),
                 _stream(device),
             )
     return out, state
@@ -160,12 +161,17 @@ def simulate_backward(
                 *inputs,
                 *outputs,
                 batch,
-                _DTYPE_NAMES[dtype],
+                getattr(ext.DType, _DTYPE_NAMES[dtype]),
                 _stream(device),
             )
     else:
         ext.simulate_backward_cpu(
-            program, *inputs, *outputs, batch, _DTYPE_NAMES[dtype], torch.get_num_threads()
+            program,
+            *inputs,
+            *outputs,
+            batch,
+            getattr(ext.DType, _DTYPE_NAMES[dtype]),
+            torch.get_num_threads(),
         )
     return d_params, d_grads
 
@@ -268,15 +274,16 @@ def step_cpu(
             program,
             table.address,
             len(indices),
-            _PARAM_TYPES[dtype],
+            getattr(ext.ParamType, _PARAM_TYPES[dtype]),
             float(lr),
+            0,  # lr_device: on the CPU the rate is passed as a float
             beta1,
             beta2,
             eps,
             weight_decay,
             quantum_weight,
             maximize,
-            coverage,
+            getattr(ext.Coverage, coverage),
             torch.get_num_threads(),
         )
         table.write_back()
@@ -322,7 +329,7 @@ def step_cuda(
                 program_ptr,
                 table.address,
                 len(indices),
-                _PARAM_TYPES[dtype],
+                getattr(ext.ParamType, _PARAM_TYPES[dtype]),
                 float(lr),
                 lr_device,
                 beta1,
@@ -331,7 +338,7 @@ def step_cuda(
                 weight_decay,
                 quantum_weight,
                 maximize,
-                coverage,
+                getattr(ext.Coverage, coverage),
                 _stream(device),
             )
             table.write_back()

@@ -79,7 +79,7 @@ def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor
                 out.data_ptr(),
                 0,
                 theta.shape[0],
-                "float32",
+                ext.DType.float32,
                 stream,
             )
         return lambda: ext.simulate_cpu(
@@ -91,7 +91,7 @@ def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor
             out.data_ptr(),
             0,
             theta.shape[0],
-            "float32",
+            ext.DType.float32,
             torch.get_num_threads(),
         )
     if backend.endswith("-gradients"):
