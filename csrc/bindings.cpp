@@ -1,6 +1,7 @@
 // The only file that knows Python. It takes raw pointers (tensor.data_ptr()),
-// sizes, strides and dtype names, checks what it can, and calls the kernels with
-// the GIL released. Nothing here links or includes libtorch.
+// sizes, strides and enums (DType, ParamType, Coverage), checks what it can,
+// fills the kernels' params (params.h) and calls the kernels with the GIL
+// released. Nothing here links or includes libtorch.
 #include <pybind11/pybind11.h>
 #include <pybind11/complex.h>
 #include <pybind11/stl.h>
@@ -11,11 +12,13 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "circuit.h"
 #include "compile.h"
 #include "cpu/kernels.h"
+#include "params.h"
 #ifdef SP_WITH_CUDA
 #include "cuda/kernels.h"
 #endif
@@ -52,13 +55,8 @@ sp::Program compile_program(int n_qubits, const std::vector<GateTuple>& gate_tup
   return sp::compile(n_qubits, gates, observables, keep_state);
 }
 
-sp::DType dtype_from_name(const std::string& name) {
-  if (name == "float32") return sp::DType::kFloat32;
-  if (name == "float64") return sp::DType::kFloat64;
-  throw std::invalid_argument("the CPU kernel computes in float32 or float64, got " + name);
-}
-
 const void* as_pointer(std::uintptr_t address) { return reinterpret_cast<const void*>(address); }
+void* as_mutable(std::uintptr_t address) { return reinterpret_cast<void*>(address); }
 
 // `out` is the output buffer (or, for the backward pass, the upstream gradient).
 void check_simulate_inputs(const sp::Program& prog, std::int64_t batch, std::uintptr_t params, std::uintptr_t grads,
@@ -71,15 +69,29 @@ void check_simulate_inputs(const sp::Program& prog, std::int64_t batch, std::uin
 
 using Stride = std::pair<std::int64_t, std::int64_t>;
 
-// The strided [batch, n] inputs of a simulation (any of the kernels' params structs).
-template <class Params>
-void set_inputs(Params& p, std::uintptr_t params, Stride params_stride, std::uintptr_t grads, Stride grads_stride) {
-  p.params = as_pointer(params);
-  p.params_stride[0] = params_stride.first;
-  p.params_stride[1] = params_stride.second;
-  p.grads = as_pointer(grads);
-  p.grads_stride[0] = grads_stride.first;
-  p.grads_stride[1] = grads_stride.second;
+// The strided [batch, n] inputs of simulate and backward, as Python passes them.
+struct BatchArgs {
+  std::uintptr_t params;
+  Stride params_stride;
+  std::uintptr_t grads;
+  Stride grads_stride;
+  std::int64_t batch;
+  sp::DType dtype;
+};
+
+// Fills the batch part of simulate's or backward's params, after checking it;
+// `out` as for check_simulate_inputs.
+void set_batch(sp::BatchParams& p, const sp::Program& prog, const BatchArgs& in, std::uintptr_t out) {
+  check_simulate_inputs(prog, in.batch, in.params, in.grads, out);
+  p.program = &prog;
+  p.params = as_pointer(in.params);
+  p.params_stride[0] = in.params_stride.first;
+  p.params_stride[1] = in.params_stride.second;
+  p.grads = as_pointer(in.grads);
+  p.grads_stride[0] = in.grads_stride.first;
+  p.grads_stride[1] = in.grads_stride.second;
+  p.batch = in.batch;
+  p.dtype = in.dtype;
 }
 
 // The fused step's tensor table: `address` holds n rows laid out as sp::StepTensor.
@@ -97,147 +109,74 @@ const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
   return tensors;
 }
 
-void simulate_cpu(const sp::Program& prog, std::uintptr_t params, Stride params_stride,
-                  std::uintptr_t grads, Stride grads_stride, std::uintptr_t out,
-                  std::uintptr_t state, std::int64_t batch, const std::string& dtype, int num_threads) {
-  check_simulate_inputs(prog, batch, params, grads, out);
-  sp::cpu::SimulateParams p;
-  set_inputs(p, params, params_stride, grads, grads_stride);
-  p.out = reinterpret_cast<void*>(out);
-  p.state = reinterpret_cast<void*>(state);
-  p.batch = batch;
-  p.dtype = dtype_from_name(dtype);
-  p.num_threads = num_threads;
+// The execution contexts: all that a CPU and a CUDA binding of one entry point
+// differ in. Each sets its fields of the params and runs its backend's kernel.
+struct OnCpu {
+  int num_threads;  // 0: the OpenMP default
+  void place(sp::KernelParams& p) const { p.num_threads = num_threads; }
+  static void run(const sp::SimulateParams& p) { sp::cpu::kernels().simulate(p); }
+  static void run(const sp::BackwardParams& p) { sp::cpu::kernels().backward(p); }
+  static void run(const sp::StepParams& p) { sp::cpu::kernels().step(p); }
+};
+
+#ifdef SP_WITH_CUDA
+struct OnCuda {
+  std::uintptr_t program;  // a device copy of the Program (see Program.to_bytes)
+  std::uintptr_t stream;   // a cudaStream_t
+  void place(sp::KernelParams& p) const {
+    if (program == 0) throw std::invalid_argument("no device program");
+    p.device_program = reinterpret_cast<const sp::Program*>(program);
+    p.stream = as_mutable(stream);
+  }
+  static void run(const sp::SimulateParams& p) { sp::cuda::simulate(p); }
+  static void run(const sp::BackwardParams& p) { sp::cuda::backward(p); }
+  static void run(const sp::StepParams& p) { sp::cuda::step(p); }
+};
+#endif
+
+// Runs the kernel with the GIL released: the params hold no Python object.
+template <class On, class Params>
+void run_on(const On& on, Params& p) {
+  on.place(p);
   py::gil_scoped_release release;
-  sp::cpu::kernels().simulate(prog, p);
+  On::run(p);
 }
 
-void simulate_backward_cpu(const sp::Program& prog, std::uintptr_t params,
-                           Stride params_stride, std::uintptr_t grads,
-                           Stride grads_stride, std::uintptr_t weights,
-                           std::uintptr_t d_params, std::uintptr_t d_grads, std::int64_t batch,
-                           const std::string& dtype, int num_threads) {
-  check_simulate_inputs(prog, batch, params, grads, weights);
-  sp::cpu::BackwardParams p;
-  set_inputs(p, params, params_stride, grads, grads_stride);
+template <class On>
+void simulate(const On& on, const sp::Program& prog, const BatchArgs& in, std::uintptr_t out, std::uintptr_t state) {
+  sp::SimulateParams p;
+  set_batch(p, prog, in, out);
+  p.out = as_mutable(out);
+  p.state = as_mutable(state);
+  run_on(on, p);
+}
+
+template <class On>
+void backward(const On& on, const sp::Program& prog, const BatchArgs& in, std::uintptr_t weights,
+              std::uintptr_t d_params, std::uintptr_t d_grads) {
+  sp::BackwardParams p;
+  set_batch(p, prog, in, weights);
   p.weights = as_pointer(weights);
-  p.d_params = reinterpret_cast<void*>(d_params);
-  p.d_grads = reinterpret_cast<void*>(d_grads);
-  p.batch = batch;
-  p.dtype = dtype_from_name(dtype);
-  p.num_threads = num_threads;
-  py::gil_scoped_release release;
-  sp::cpu::kernels().backward(prog, p);
-}
-
-sp::ParamType param_type_from_name(const std::string& name) {
-  if (name == "float32") return sp::ParamType::kFloat32;
-  if (name == "float64") return sp::ParamType::kFloat64;
-  if (name == "bfloat16") return sp::ParamType::kBFloat16;
-  if (name == "float16") return sp::ParamType::kFloat16;
-  throw std::invalid_argument("the fused step takes float32, float64, bfloat16 or float16 parameters, got " + name);
-}
-
-sp::Coverage coverage_from_name(const std::string& name) {
-  if (name == "paper") return sp::Coverage::kPaper;
-  if (name == "all") return sp::Coverage::kAll;
-  throw std::invalid_argument("coverage is 'paper' or 'all', got '" + name + "'");
+  p.d_params = as_mutable(d_params);
+  p.d_grads = as_mutable(d_grads);
+  run_on(on, p);
 }
 
 // `tensors` is the address of an int64 array of n_tensors rows of 7 words laid
-// out as sp::cpu::StepTensor (pointers, numel, row_length).
-void step_cpu(const sp::Program& prog, std::uintptr_t tensors, int n_tensors, const std::string& dtype, double lr,
-              double beta1, double beta2, double eps, double weight_decay, double quantum_weight, bool maximize,
-              const std::string& coverage, int num_threads) {
-  sp::cpu::StepParams p;
+// out as sp::StepTensor (pointers, numel, row_length).
+template <class On>
+void step(const On& on, const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
+          const sp::AdamWHyper& hyper, std::uintptr_t lr_device, sp::Coverage coverage) {
+  sp::StepParams p;
+  p.program = &prog;
   p.tensors = checked_tensor_table(tensors, n_tensors);
   p.n_tensors = n_tensors;
-  p.dtype = param_type_from_name(dtype);
-  p.lr = lr;
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  p.weight_decay = weight_decay;
-  p.quantum_weight = quantum_weight;
-  p.maximize = maximize;
-  p.coverage = coverage_from_name(coverage);
-  p.num_threads = num_threads;
-  py::gil_scoped_release release;
-  sp::cpu::kernels().step(prog, p);
-}
-
-#ifdef SP_WITH_CUDA
-// `program` is the address of a device copy of the Program (see Program.to_bytes).
-void simulate_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t params,
-                   Stride params_stride, std::uintptr_t grads,
-                   Stride grads_stride, std::uintptr_t out, std::uintptr_t state,
-                   std::int64_t batch, const std::string& dtype, std::uintptr_t stream) {
-  check_simulate_inputs(host_program, batch, params, grads, out);
-  if (program == 0) throw std::invalid_argument("no device program");
-  sp::cuda::SimulateParams p;
-  p.program = reinterpret_cast<const sp::Program*>(program);
-  p.product_only = host_program.product_only;
-  p.uses_params = host_program.uses_params;
-  p.uses_grads = host_program.uses_grads;
-  p.n_qubits = host_program.n_qubits;
-  set_inputs(p, params, params_stride, grads, grads_stride);
-  p.out = reinterpret_cast<void*>(out);
-  p.state = reinterpret_cast<void*>(state);
-  p.batch = batch;
-  p.dtype = dtype_from_name(dtype);
-  p.stream = reinterpret_cast<void*>(stream);
-  py::gil_scoped_release release;
-  sp::cuda::simulate(p);
-}
-
-void simulate_backward_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t params,
-                            Stride params_stride, std::uintptr_t grads, Stride grads_stride, std::uintptr_t weights,
-                            std::uintptr_t d_params, std::uintptr_t d_grads, std::int64_t batch,
-                            const std::string& dtype, std::uintptr_t stream) {
-  check_simulate_inputs(host_program, batch, params, grads, weights);
-  if (program == 0) throw std::invalid_argument("no device program");
-  sp::cuda::BackwardParams p;
-  p.program = reinterpret_cast<const sp::Program*>(program);
-  p.uses_params = host_program.uses_params;
-  p.uses_grads = host_program.uses_grads;
-  p.n_qubits = host_program.n_qubits;
-  set_inputs(p, params, params_stride, grads, grads_stride);
-  p.weights = as_pointer(weights);
-  p.d_params = reinterpret_cast<void*>(d_params);
-  p.d_grads = reinterpret_cast<void*>(d_grads);
-  p.batch = batch;
-  p.dtype = dtype_from_name(dtype);
-  p.stream = reinterpret_cast<void*>(stream);
-  py::gil_scoped_release release;
-  sp::cuda::simulate_backward(p);
-}
-
-void step_cuda(const sp::Program& host_program, std::uintptr_t program, std::uintptr_t tensors, int n_tensors,
-               const std::string& dtype, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
-               double weight_decay, double quantum_weight, bool maximize, const std::string& coverage,
-               std::uintptr_t stream) {
-  if (program == 0) throw std::invalid_argument("no device program");
-  sp::cuda::StepParams p;
-  p.tensors = checked_tensor_table(tensors, n_tensors);
-  p.program = reinterpret_cast<const sp::Program*>(program);
-  p.n_qubits = host_program.n_qubits;
-  p.product_only = host_program.product_only;
-  p.n_tensors = n_tensors;
-  p.dtype = param_type_from_name(dtype);
-  p.lr = lr;
+  p.dtype = dtype;
+  p.hyper = hyper;
   p.lr_device = reinterpret_cast<const float*>(lr_device);
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  p.weight_decay = weight_decay;
-  p.quantum_weight = quantum_weight;
-  p.maximize = maximize;
-  p.coverage = coverage_from_name(coverage);
-  p.stream = reinterpret_cast<void*>(stream);
-  py::gil_scoped_release release;
-  sp::cuda::step(p);
+  p.coverage = coverage;
+  run_on(on, p);
 }
-#endif
 
 py::tuple observable_tuple(const sp::PauliString& s) { return py::make_tuple(s.x_mask, s.z_mask, bool(s.negative)); }
 
@@ -302,18 +241,52 @@ PYBIND11_MODULE(_C, m) {
   m.def("compile", &compile_program, py::arg("n_qubits"), py::arg("gates"), py::arg("observables"),
         py::arg("keep_state"),
         "Compile gates (kind, q0, q1, source, index, scale, offset) and observables (pauli, negative).");
-  m.def("simulate_cpu", &simulate_cpu, py::arg("program"), py::arg("params"), py::arg("params_stride"),
-        py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"), py::arg("batch"),
-        py::arg("dtype"), py::arg("num_threads"));
+  py::enum_<sp::DType>(m, "DType", "The float type of simulate's and backward's inputs and outputs.")
+      .value("float32", sp::DType::kFloat32)
+      .value("float64", sp::DType::kFloat64);
+  py::enum_<sp::ParamType>(m, "ParamType", "The parameter type of a fused step call (every tensor of it).")
+      .value("float32", sp::ParamType::kFloat32)
+      .value("float64", sp::ParamType::kFloat64)
+      .value("bfloat16", sp::ParamType::kBFloat16)
+      .value("float16", sp::ParamType::kFloat16);
+  py::enum_<sp::Coverage>(m, "Coverage", "Which elements of a tensor form circuit groups.")
+      .value("paper", sp::Coverage::kPaper)
+      .value("all", sp::Coverage::kAll);
 
-  m.def("simulate_backward_cpu", &simulate_backward_cpu, py::arg("program"), py::arg("params"),
-        py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("weights"), py::arg("d_params"),
-        py::arg("d_grads"), py::arg("batch"), py::arg("dtype"), py::arg("num_threads"),
-        "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CPU).");
-  m.def("step_cpu", &step_cpu, py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-        py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"), py::arg("num_threads"),
-        "The fused AdamW + circuit step over many tensors (CPU).");
+  m.def(
+      "simulate_cpu",
+      [](const sp::Program& prog, std::uintptr_t params, Stride params_stride, std::uintptr_t grads,
+         Stride grads_stride, std::uintptr_t out, std::uintptr_t state, std::int64_t batch, sp::DType dtype,
+         int num_threads) {
+        simulate(OnCpu{num_threads}, prog, {params, params_stride, grads, grads_stride, batch, dtype}, out, state);
+      },
+      py::arg("program"), py::arg("params"), py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"),
+      py::arg("out"), py::arg("state"), py::arg("batch"), py::arg("dtype"), py::arg("num_threads"),
+      "Expectations (and optionally statevectors) of a batch of circuits (CPU).");
+  m.def(
+      "simulate_backward_cpu",
+      [](const sp::Program& prog, std::uintptr_t params, Stride params_stride, std::uintptr_t grads,
+         Stride grads_stride, std::uintptr_t weights, std::uintptr_t d_params, std::uintptr_t d_grads,
+         std::int64_t batch, sp::DType dtype, int num_threads) {
+        backward(OnCpu{num_threads}, prog, {params, params_stride, grads, grads_stride, batch, dtype}, weights,
+                 d_params, d_grads);
+      },
+      py::arg("program"), py::arg("params"), py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"),
+      py::arg("weights"), py::arg("d_params"), py::arg("d_grads"), py::arg("batch"), py::arg("dtype"),
+      py::arg("num_threads"),
+      "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CPU).");
+  m.def(
+      "step_cpu",
+      [](const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype, double lr,
+         std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay, double quantum_weight,
+         bool maximize, sp::Coverage coverage, int num_threads) {
+        step(OnCpu{num_threads}, prog, tensors, n_tensors, dtype,
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize}, lr_device, coverage);
+      },
+      py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"),
+      py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+      py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"), py::arg("num_threads"),
+      "The fused AdamW + circuit step over many tensors (CPU).");
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
   m.def("compiled_cpu_isas", &sp::cpu::compiled_isas);
@@ -329,17 +302,41 @@ PYBIND11_MODULE(_C, m) {
       py::dict(py::arg("const") = int(sp::kConst), py::arg("param") = int(sp::kParam), py::arg("grad") = int(sp::kGrad));
 #ifdef SP_WITH_CUDA
   m.attr("cuda_compiled") = true;
-  m.def("simulate_cuda", &simulate_cuda, py::arg("host_program"), py::arg("program"), py::arg("params"),
-        py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("out"), py::arg("state"),
-        py::arg("batch"), py::arg("dtype"), py::arg("stream"));
-  m.def("simulate_backward_cuda", &simulate_backward_cuda, py::arg("host_program"), py::arg("program"),
-        py::arg("params"), py::arg("params_stride"), py::arg("grads"), py::arg("grads_stride"), py::arg("weights"),
-        py::arg("d_params"), py::arg("d_grads"), py::arg("batch"), py::arg("dtype"), py::arg("stream"),
-        "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CUDA).");
-  m.def("step_cuda", &step_cuda, py::arg("host_program"), py::arg("program"), py::arg("tensors"),
-        py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"), py::arg("lr_device"), py::arg("beta1"),
-        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"),
-        py::arg("coverage"), py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
+  m.def(
+      "simulate_cuda",
+      [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t params, Stride params_stride,
+         std::uintptr_t grads, Stride grads_stride, std::uintptr_t out, std::uintptr_t state, std::int64_t batch,
+         sp::DType dtype, std::uintptr_t stream) {
+        simulate(OnCuda{program, stream}, prog, {params, params_stride, grads, grads_stride, batch, dtype}, out,
+                 state);
+      },
+      py::arg("host_program"), py::arg("program"), py::arg("params"), py::arg("params_stride"), py::arg("grads"),
+      py::arg("grads_stride"), py::arg("out"), py::arg("state"), py::arg("batch"), py::arg("dtype"),
+      py::arg("stream"), "Expectations (and optionally statevectors) of a batch of circuits (CUDA).");
+  m.def(
+      "simulate_backward_cuda",
+      [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t params, Stride params_stride,
+         std::uintptr_t grads, Stride grads_stride, std::uintptr_t weights, std::uintptr_t d_params,
+         std::uintptr_t d_grads, std::int64_t batch, sp::DType dtype, std::uintptr_t stream) {
+        backward(OnCuda{program, stream}, prog, {params, params_stride, grads, grads_stride, batch, dtype}, weights,
+                 d_params, d_grads);
+      },
+      py::arg("host_program"), py::arg("program"), py::arg("params"), py::arg("params_stride"), py::arg("grads"),
+      py::arg("grads_stride"), py::arg("weights"), py::arg("d_params"), py::arg("d_grads"), py::arg("batch"),
+      py::arg("dtype"), py::arg("stream"),
+      "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CUDA).");
+  m.def(
+      "step_cuda",
+      [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
+         double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay,
+         double quantum_weight, bool maximize, sp::Coverage coverage, std::uintptr_t stream) {
+        step(OnCuda{program, stream}, prog, tensors, n_tensors, dtype,
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize}, lr_device, coverage);
+      },
+      py::arg("host_program"), py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
+      py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"),
+      py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
   m.def("cuda_devices", [] {
     const sp::cuda::DeviceInfo info = sp::cuda::device_info();
     return py::dict(py::arg("count") = info.count, py::arg("capability") = py::make_tuple(info.major, info.minor),

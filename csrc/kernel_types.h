@@ -1,6 +1,6 @@
 // Vocabulary shared by the CPU and CUDA entry points: dtypes, coverage, the
-// fused step's tensor table, and the dispatch from a run-time qubit count to a
-// compile-time one.
+// fused step's tensor table, and the dispatch from a run-time dtype and qubit
+// count to compile-time ones.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@ enum class DType : int { kFloat32 = 0, kFloat64 = 1 };
 // float64 parameters); exp_avg and exp_avg_sq are float32 for the 16-bit types.
 enum class ParamType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
-// Which coordinates form circuit groups (DESIGN.md section 2).
+// Which coordinates form circuit groups (docs/design.md, The mathematics).
 enum class Coverage : int {
   kPaper = 0,  // the first n elements of each flattened tensor; e = 0 elsewhere
   kAll = 1,    // groups of n consecutive elements of each row; a short tail group reads 0s
@@ -54,6 +54,19 @@ void with_qubit_count(int n, F&& f) {
     case 10: return f(std::integral_constant<int, 10>{});
     default: return;  // compile() guarantees 1..kMaxQubits
   }
+}
+
+// Calls f(T{}, std::integral_constant<int, n>{}) with T the float type of dtype:
+// the dispatch of every batched entry point (simulate, backward).
+template <class F>
+void with_batch_types(DType dtype, int n, F&& f) {
+  with_qubit_count(n, [&](auto qubits) {
+    if (dtype == DType::kFloat64) {
+      f(double{}, qubits);
+    } else {
+      f(float{}, qubits);
+    }
+  });
 }
 
 }  // namespace sp

@@ -13,12 +13,7 @@
 #pragma once
 
 #include "circuit.h"
-
-#if defined(__CUDACC__)
-#define SP_INLINE __host__ __device__ __forceinline__
-#else
-#define SP_INLINE inline __attribute__((always_inline))
-#endif
+#include "inline.h"
 
 namespace sp {
 SP_INLINE int parity(unsigned bits) {

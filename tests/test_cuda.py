@@ -85,7 +85,7 @@ def test_every_output_is_written(rng):
             out.data_ptr(),
             state.data_ptr(),
             batch,
-            "float32",
+            ext.DType.float32,
             torch.cuda.current_stream().cuda_stream,
         )
         torch.cuda.synchronize()
@@ -174,19 +174,23 @@ def test_attention_layer_on_cuda_matches_the_cpu(rng):
 
 
 def test_backward_writes_every_output_and_nothing_else(rng):
+    from superpositional.backends.base import Batch
     from superpositional.backends.kernel import simulate_backward
+
+    def batch(theta, g):
+        return Batch(theta, g, theta.shape[0], theta.dtype, theta.device)
 
     for n in (3, 4, 7):
         c = _with_inputs(rng, n, 20)
         theta, g = _uniform(rng, (1031, n), torch.float32), _uniform(rng, (1031, n), torch.float32)
         weights = _uniform(rng, (1031, n), torch.float32, spread=1.0)
         expected, _ = simulate_backward(
-            c, theta.cpu(), g.cpu(), weights.cpu(), want_params=True, want_grads=False
+            c, batch(theta.cpu(), g.cpu()), weights.cpu(), want_params=True, want_grads=False
         )
         # Free a NaN-filled block of the output's size: the caching allocator hands it to the kernel's output.
         poison = torch.full((1031, n), float("nan"), device="cuda")
         del poison
-        d_theta, d_g = simulate_backward(c, theta, g, weights, want_params=True, want_grads=False)
+        d_theta, d_g = simulate_backward(c, batch(theta, g), weights, want_params=True, want_grads=False)
         assert d_g is None and d_theta.shape == (1031, n)
         torch.testing.assert_close(d_theta.cpu(), expected, atol=1e-4, rtol=0)
 

@@ -22,7 +22,7 @@ import torch
 
 import superpositional as sp
 from superpositional.backends.base import StepConfig, StepTensors
-from superpositional.backends.kernel import simulate_cpu, step_cpu
+from superpositional.backends.kernel import fused_step, simulate
 from superpositional.optim.sharded import Shard, plan_tensor, step_sharded
 
 HYPER = dict(lr=0.05, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.01)
@@ -118,7 +118,7 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
     config = _config(circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize)
     for _ in range(steps):
         grads = [torch.randn(p.shape, generator=torch_rng, dtype=torch.float64).to(dtype) for p in full]
-        step_cpu(StepTensors(full, grads, whole_m, whole_v, whole_steps), config)
+        fused_step(StepTensors(full, grads, whole_m, whole_v, whole_steps), config)
         local_grads = [
             [
                 g.reshape(-1, *g.shape[1:])[lay[r][2] : lay[r][3]].clone() if g.dim() else g.clone()
@@ -131,12 +131,12 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
         def run(rank, local_grads=local_grads, errors=errors):
             try:
                 step_sharded(
-                    step_cpu,
+                    fused_step,
                     StepTensors(
                         local[rank], local_grads[rank], local_m[rank], local_v[rank], local_steps[rank]
                     ),
                     config,
-                    simulate=simulate_cpu,
+                    simulate=simulate,
                     shards=shards[rank],
                     exchange=exchange_for(rank),
                 )
@@ -186,11 +186,11 @@ def test_crossing_groups_change_the_result(rng):
     whole = full.clone()
     m, v, step = torch.zeros(10, dtype=torch.float64), torch.zeros(10, dtype=torch.float64), torch.zeros(())
     config = _config(circuit=circuit, coverage="all", quantum_weight=0.7, maximize=False)
-    step_cpu(StepTensors([whole], [grad], [m], [v], [step]), config)
+    fused_step(StepTensors([whole], [grad], [m], [v], [step]), config)
     pieces = [full[:5].clone(), full[5:].clone()]
     for piece, g in zip(pieces, (grad[:5], grad[5:])):
         z = torch.zeros_like(piece)
-        step_cpu(StepTensors([piece], [g.clone()], [z], [z.clone()], [torch.zeros(())]), config)
+        fused_step(StepTensors([piece], [g.clone()], [z], [z.clone()], [torch.zeros(())]), config)
     assert not torch.allclose(torch.cat(pieces), whole, atol=1e-12)
 
 

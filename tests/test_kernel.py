@@ -59,7 +59,7 @@ def test_every_output_is_written(ext, cpu_isa, dtype, rng):
         out = torch.full((batch, n), float("nan"), dtype=dtype)
         cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
         state = torch.full((batch, 2**n), complex("nan"), dtype=cdtype)
-        name = "float32" if dtype == torch.float32 else "float64"
+        name = ext.DType.float32 if dtype == torch.float32 else ext.DType.float64
         ext.simulate_cpu(
             c.program(keep_state=True),
             theta.data_ptr(),

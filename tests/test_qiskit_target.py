@@ -379,9 +379,9 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
     dispatcher.latest = Evaluation(0, tensors, rows, values)
     calls = iter(range(len(params)))
 
-    def device_where_covered(circuit, theta_rows, g_rows, **options):
+    def device_where_covered(circuit, batch, return_state=False):
         index = next(calls)  # the reference steps the tensors in order
-        e, _ = kernel.simulate_cpu(circuit, theta_rows, g_rows, **options)
+        e, _ = kernel.simulate(circuit, batch)
         mine = tensors == index
         e[rows[mine]] = values[mine].to(e.dtype)
         return e, None
@@ -413,7 +413,7 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
         config,
         dispatcher=dispatcher,
         indices=list(range(len(params))),
-        fused_step=kernel.step_cpu,
+        fused_step=kernel.fused_step,
     )
     reference_step(fresh(twins), config, simulate=device_where_covered)
     for p, q in zip(params, twins):

@@ -58,7 +58,11 @@ class Snapshot:
             p: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
             for p, s in opt.state.items()
         }
-        self.options = [{k: copy.copy(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
+        # Each option itself (an object that was never replaced is unchanged) and a copy of it (a list
+        # or tensor changed in place is not).
+        self.options = [
+            {k: (v, copy.copy(v)) for k, v in g.items() if k != "params"} for g in opt.param_groups
+        ]
         self.groups = [list(g["params"]) for g in opt.param_groups]
 
     def assert_unchanged(self, grads: bool = True) -> None:
@@ -75,6 +79,10 @@ class Snapshot:
                 assert same(opt.state[p][name], value), f"state {name} changed"
         for i, (group, options) in enumerate(zip(opt.param_groups, self.options)):
             now = {k: v for k, v in group.items() if k != "params"}
-            assert now.keys() == options.keys() and all(same(now[k], options[k]) for k in now), (
-                f"options of group {i} changed"
-            )
+            assert now.keys() == options.keys(), f"options of group {i} were added or dropped"
+            for k, value in now.items():
+                original, copied = options[k]
+                contents = isinstance(copied, (list, tuple, dict, torch.Tensor, np.ndarray))
+                assert (value is original or same(value, original)) and (
+                    not contents or same(value, copied)
+                ), f"option {k!r} of group {i} changed"

@@ -4,6 +4,8 @@
 // lane value spans; all come from CMakeLists.txt.
 #pragma once
 
+#include <omp.h>
+
 #include "kernels.h"
 #include "simd.h"
 
@@ -22,8 +24,11 @@ namespace sp::cpu::SP_ISA {
 template <class T>
 using Lanes = WideOps<T, SP_VECTOR_BYTES, SP_VECTOR_PIECES>;
 
-void simulate(const Program& prog, const SimulateParams& p);
-void step(const Program& prog, const StepParams& p);
-void backward(const Program& prog, const BackwardParams& p);
+// The OpenMP team of a call: p.num_threads threads, or the OpenMP default for 0.
+inline int team_size(const KernelParams& p) { return p.num_threads > 0 ? p.num_threads : omp_get_max_threads(); }
+
+void simulate(const SimulateParams& p);
+void step(const StepParams& p);
+void backward(const BackwardParams& p);
 
 }  // namespace sp::cpu::SP_ISA

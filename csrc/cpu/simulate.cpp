@@ -1,8 +1,5 @@
 // Batched simulation on the CPU: OpenMP across tiles of circuits, SIMD lanes
 // across the circuits of a tile. Compiled once per instruction set.
-#include <omp.h>
-
-#include <algorithm>
 #include <cstdint>
 
 #include "../statevector.h"
@@ -28,50 +25,35 @@ inline void store_state(const State<Ops, N>& st, std::int64_t row0, int lanes, t
 }
 
 template <class T, int N>
-void simulate_n(const Program& prog, const SimulateParams& p) {
+void simulate_n(const SimulateParams& p) {
   using Ops = Lanes<T>;
-  using V = typename Ops::V;
-  constexpr int W = Ops::kWidth;
-  const T* params = static_cast<const T*>(p.params);
-  const T* grads = static_cast<const T*>(p.grads);
+  const Program& prog = *p.program;
+  const BatchTiles<Ops, N> tiles(p);
   T* out = static_cast<T*>(p.out);
   T* state = static_cast<T*>(p.state);
-  const bool read_params = prog.uses_params, read_grads = prog.uses_grads;
-  const std::int64_t tiles = (p.batch + W - 1) / W;
-  const int threads = p.num_threads > 0 ? p.num_threads : omp_get_max_threads();
 
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (std::int64_t tile = 0; tile < tiles; ++tile) {
-    const std::int64_t row0 = tile * W;
-    const int lanes = static_cast<int>(std::min<std::int64_t>(W, p.batch - row0));
-    V theta[N], grad[N], e[N];  // an input the program never reads stays unset
-    if (read_params) load_rows<Ops, N>(params, p.params_stride, row0, lanes, theta);
-    if (read_grads) load_rows<Ops, N>(grads, p.grads_stride, row0, lanes, grad);
+#pragma omp parallel for schedule(static) num_threads(team_size(p))
+  for (std::int64_t t = 0; t < tiles.count; ++t) {
+    const auto tile = tiles[t];
+    typename Ops::V theta[N], grad[N], e[N];  // an input the program never reads stays unset
+    tiles.load_inputs(tile, theta, grad);
     if (prog.product_only && state == nullptr) {
       product_expectations<Ops, N>(prog, theta, grad, e);
     } else {
       State<Ops, N> st;
       run_state<Ops, N>(prog, theta, grad, st);
       state_expectations<Ops, N>(prog, st, e);
-      if (state != nullptr) store_state<Ops, N>(st, row0, lanes, state);
+      if (state != nullptr) store_state<Ops, N>(st, tile.row0, tile.lanes, state);
     }
-    store_rows<Ops, N>(e, row0, lanes, out);
+    store_rows<Ops, N>(e, tile.row0, tile.lanes, out);
   }
-}
-
-template <class T>
-void simulate_typed(const Program& prog, const SimulateParams& p) {
-  with_qubit_count(prog.n_qubits, [&](auto n) { simulate_n<T, decltype(n)::value>(prog, p); });
 }
 
 }  // namespace
 
-void simulate(const Program& prog, const SimulateParams& p) {
-  if (p.dtype == DType::kFloat64) {
-    simulate_typed<double>(prog, p);
-  } else {
-    simulate_typed<float>(prog, p);
-  }
+void simulate(const SimulateParams& p) {
+  with_batch_types(p.dtype, p.program->n_qubits,
+                   [&](auto t, auto n) { simulate_n<decltype(t), decltype(n)::value>(p); });
 }
 
 }  // namespace sp::cpu::SP_ISA

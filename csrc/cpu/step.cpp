@@ -1,13 +1,12 @@
 // The fused step on the CPU: one pass over each tensor that reads p, g, m, v
 // once, evaluates each group's circuit in SIMD lanes on the values of p at the
-// start of the step, and writes p, m, v (DESIGN.md section 2). Compiled once per
-// instruction set.
-#include <omp.h>
-
+// start of the step, and writes p, m, v (docs/design.md, The mathematics).
+// Compiled once per instruction set.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
+#include "../adamw.h"
 #include "../statevector.h"
 #include "isa.h"
 #include "tiles.h"
@@ -15,49 +14,15 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
-// Per-tensor constants of one AdamW step, in the math type S.
-template <class S>
-struct Hyper {
-  S decay;              // 1 - lr * weight_decay
-  S one_minus_beta1;
-  S beta2;
-  S one_minus_beta2;
-  S step_size;          // lr / (1 - beta1^t)
-  S bias_correction2_sqrt;  // sqrt(1 - beta2^t)
-  S eps;
-  S lr_lambda;          // lr * quantum_weight
-  S grad_sign;          // -1 under maximize
-};
-
-template <class S>
-Hyper<S> hyper(const StepParams& p, double t) {
-  Hyper<S> h;
-  h.decay = static_cast<S>(1.0 - p.lr * p.weight_decay);
-  h.one_minus_beta1 = static_cast<S>(1.0 - p.beta1);
-  h.beta2 = static_cast<S>(p.beta2);
-  h.one_minus_beta2 = static_cast<S>(1.0 - p.beta2);
-  h.step_size = static_cast<S>(p.lr / (1.0 - std::pow(p.beta1, t)));
-  h.bias_correction2_sqrt = static_cast<S>(std::sqrt(1.0 - std::pow(p.beta2, t)));
-  h.eps = static_cast<S>(p.eps);
-  h.lr_lambda = static_cast<S>(p.lr * p.quantum_weight);
-  h.grad_sign = static_cast<S>(p.maximize ? -1 : 1);
-  return h;
-}
-
-// AdamW on `count` consecutive elements, in torch's order of operations
-// (param *= 1 - lr wd; m.lerp_(g, 1 - b1); v = v b2 + (1 - b2) g^2;
-// p -= step_size m / (sqrt(v) / sqrt(bc2) + eps)), plus - lr lam e g when kQuantum.
+// AdamW (adamw.h) on `count` consecutive elements, with the circuit term when
+// kQuantum. One vector loop: the element update is force-inlined into it.
 template <bool kQuantum, class P, class S, class M>
 inline void adamw(P* __restrict p, const P* __restrict g, M* __restrict m, M* __restrict v,
-                  const S* __restrict e, std::int64_t count, const Hyper<S>& h) {
+                  const S* __restrict e, std::int64_t count, const AdamWConstants<S>& c) {
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
-    const S gi = load_as<S>(g[i]) * h.grad_sign;
-    const S mi = m[i] + h.one_minus_beta1 * (gi - m[i]);
-    const S vi = h.beta2 * v[i] + h.one_minus_beta2 * (gi * gi);
-    const S denom = std::sqrt(vi) / h.bias_correction2_sqrt + h.eps;
-    S pi = load_as<S>(p[i]) * h.decay - h.step_size * (mi / denom);
-    if constexpr (kQuantum) pi = pi - h.lr_lambda * e[i] * gi;
+    S pi = load_as<S>(p[i]), mi = m[i], vi = v[i];
+    adamw_update<kQuantum>(pi, mi, vi, load_as<S>(g[i]) * c.grad_sign, kQuantum ? e[i] : S(0), c);
     m[i] = mi;
     v[i] = vi;
     p[i] = store_as<P>(pi);
@@ -115,18 +80,20 @@ inline void tile_expectations(const Program& prog, const StepTensor& t, int lane
 }
 
 template <class P, int N>
-void step_tensor(const Program& prog, const StepParams& sp, const StepTensor& t) {
+void step_tensor(const StepParams& sp, const StepTensor& t) {
   using S = MathOf<P>;
   using M = S;
   using Ops = Lanes<S>;
   constexpr int W = Ops::kWidth;
   if (t.numel == 0) return;
-  const Hyper<S> h = hyper<S>(sp, static_cast<double>(*t.step));
+  const Program& prog = *sp.program;
+  const double lr = sp.lr_device != nullptr ? static_cast<double>(*sp.lr_device) : sp.hyper.lr;
+  const AdamWConstants<S> constants = adamw_constants<S>(sp.hyper, lr, static_cast<double>(*t.step));
   P* p = static_cast<P*>(t.param);
   const P* g = static_cast<const P*>(t.grad);
   M* m = static_cast<M*>(t.exp_avg);
   M* v = static_cast<M*>(t.exp_avg_sq);
-  const bool quantum = sp.quantum_weight != 0.0;
+  const bool quantum = sp.hyper.quantum_weight != 0.0;
 
   if (sp.coverage == Coverage::kPaper || !quantum) {
     const std::int64_t chunks = (t.numel + kChunkElements - 1) / kChunkElements;
@@ -139,16 +106,16 @@ void step_tensor(const Program& prog, const StepParams& sp, const StepTensor& t)
         // before this same thread updates them.
         const int count = static_cast<int>(std::min<std::int64_t>(N, t.numel));
         alignas(64) S e[N];
-        tile_expectations<P, N>(prog, t, 1, false, 0, h.grad_sign,
+        tile_expectations<P, N>(prog, t, 1, false, 0, constants.grad_sign,
                                 [&](int, std::int64_t& offset, int& n) {
                                   offset = 0;
                                   n = count;
                                 },
                                 e);
-        adamw<true>(p, g, m, v, e, count, h);
+        adamw<true>(p, g, m, v, e, count, constants);
         begin = count;
       }
-      adamw<false>(p + begin, g + begin, m + begin, v + begin, static_cast<const S*>(nullptr), end - begin, h);
+      adamw<false>(p + begin, g + begin, m + begin, v + begin, static_cast<const S*>(nullptr), end - begin, constants);
     }
     return;
   }
@@ -197,35 +164,34 @@ void step_tensor(const Program& prog, const StepParams& sp, const StepTensor& t)
         __builtin_prefetch(m + i, 1, 3);
         __builtin_prefetch(v + i, 1, 3);
       }
-      tile_expectations<P, N>(prog, t, lanes, rows_divide && lanes == W, tile_begin, h.grad_sign, place,
+      tile_expectations<P, N>(prog, t, lanes, rows_divide && lanes == W, tile_begin, constants.grad_sign, place,
                               e + (tile_begin - begin));
     }
-    adamw<true>(p + begin, g + begin, m + begin, v + begin, e, end - begin, h);
+    adamw<true>(p + begin, g + begin, m + begin, v + begin, e, end - begin, constants);
   }
 }
 
 template <class P, int N>
-void step_all_tensors(const Program& prog, const StepParams& sp) {
-  const int threads = sp.num_threads > 0 ? sp.num_threads : omp_get_max_threads();
-#pragma omp parallel num_threads(threads)
-  for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, N>(prog, sp, sp.tensors[i]);
+void step_all_tensors(const StepParams& sp) {
+#pragma omp parallel num_threads(team_size(sp))
+  for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, N>(sp, sp.tensors[i]);
 }
 
 template <class P>
-void step_typed(const Program& prog, const StepParams& sp) {
-  with_qubit_count(prog.n_qubits, [&](auto n) { step_all_tensors<P, decltype(n)::value>(prog, sp); });
+void step_typed(const StepParams& sp) {
+  with_qubit_count(sp.program->n_qubits, [&](auto n) { step_all_tensors<P, decltype(n)::value>(sp); });
 }
 
 }  // namespace
 
-void step(const Program& prog, const StepParams& sp) {
+void step(const StepParams& sp) {
   // Every tensor's step counter moves first, serially; the parallel pass reads them.
   for (int i = 0; i < sp.n_tensors; ++i) *sp.tensors[i].step += 1.0f;
   switch (sp.dtype) {
-    case ParamType::kFloat32: return step_typed<float>(prog, sp);
-    case ParamType::kFloat64: return step_typed<double>(prog, sp);
-    case ParamType::kBFloat16: return step_typed<BFloat16>(prog, sp);
-    case ParamType::kFloat16: return step_typed<_Float16>(prog, sp);
+    case ParamType::kFloat32: return step_typed<float>(sp);
+    case ParamType::kFloat64: return step_typed<double>(sp);
+    case ParamType::kBFloat16: return step_typed<BFloat16>(sp);
+    case ParamType::kFloat16: return step_typed<_Float16>(sp);
   }
 }
 

@@ -3,11 +3,13 @@
 // circuit), with the storage-type conversions of the fused step.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
 
+#include "../params.h"
 #include "simd.h"
 
 namespace sp::cpu {
@@ -204,5 +206,52 @@ inline void store_rows(const typename Ops::V* src, std::int64_t row0, int lanes,
     count = N;
   }, dst);
 }
+
+// A batch of circuits (simulate, backward) as tiles of one circuit per lane:
+// tile t holds circuits [row0, row0 + lanes). It loads a tile's [batch, N]
+// inputs where the program reads them; an input it never reads keeps whatever
+// the caller put in its lanes.
+template <class Ops, int N>
+struct BatchTiles {
+  using S = typename Ops::S;
+  using V = typename Ops::V;
+  static constexpr int W = Ops::kWidth;
+
+  struct Tile {
+    std::int64_t row0;
+    int lanes;
+  };
+
+  explicit BatchTiles(const BatchParams& p)
+      : count((p.batch + W - 1) / W),
+        batch(p.batch),
+        params(static_cast<const S*>(p.params)),
+        grads(static_cast<const S*>(p.grads)),
+        params_stride(p.params_stride),
+        grads_stride(p.grads_stride),
+        read_params(p.program->uses_params),
+        read_grads(p.program->uses_grads) {}
+
+  inline Tile operator[](std::int64_t tile) const {
+    const std::int64_t row0 = tile * W;
+    return {row0, static_cast<int>(std::min<std::int64_t>(W, batch - row0))};
+  }
+
+  inline void load_inputs(const Tile& t, V* theta, V* grad) const {
+    if (read_params) load_rows<Ops, N>(params, params_stride, t.row0, t.lanes, theta);
+    if (read_grads) load_rows<Ops, N>(grads, grads_stride, t.row0, t.lanes, grad);
+  }
+
+  const std::int64_t count;  // tiles
+  const std::int64_t batch;
+
+ private:
+  const S* params;
+  const S* grads;
+  const std::int64_t* params_stride;
+  const std::int64_t* grads_stride;
+  bool read_params;
+  bool read_grads;
+};
 
 }  // namespace sp::cpu

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../adjoint.h"
+#include "batch.cuh"
 #include "kernels.h"
 #include "ops.cuh"
 #include "rows.cuh"
@@ -41,33 +42,18 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Program* __res
 
 template <class T, int N>
 void launch(const BackwardParams& p) {
-  const T* params = static_cast<const T*>(p.params);
-  const T* grads = static_cast<const T*>(p.grads);
-  Strides strides{{p.params_stride[0], p.params_stride[1]}, {p.grads_stride[0], p.grads_stride[1]}};
   // The weights and both outputs are contiguous [batch, N]: one vector decision covers them.
   const bool vector_io = aligned16(p.weights) && (p.d_params == nullptr || aligned16(p.d_params)) &&
                          (p.d_grads == nullptr || aligned16(p.d_grads));
-  backward_kernel<T, N><<<grid_for(p.batch), kThreads, 0, static_cast<cudaStream_t>(p.stream)>>>(
-      p.program, params, grads, strides, vectorizable<N>(params, strides.params),
-      vectorizable<N>(grads, strides.grads), static_cast<const T*>(p.weights), vector_io,
-      static_cast<T*>(p.d_params), static_cast<T*>(p.d_grads), p.batch);
-  check(cudaGetLastError(), "backward kernel launch");
-}
-
-template <class T>
-void launch_typed(const BackwardParams& p) {
-  with_qubit_count(p.n_qubits, [&](auto n) { launch<T, decltype(n)::value>(p); });
+  launch_batch<T, N>(backward_kernel<T, N>, p, "backward kernel launch", static_cast<const T*>(p.weights), vector_io,
+                     static_cast<T*>(p.d_params), static_cast<T*>(p.d_grads));
 }
 
 }  // namespace
 
-void simulate_backward(const BackwardParams& p) {
+void backward(const BackwardParams& p) {
   if (p.batch == 0 || (p.d_params == nullptr && p.d_grads == nullptr)) return;
-  if (p.dtype == DType::kFloat64) {
-    launch_typed<double>(p);
-  } else {
-    launch_typed<float>(p);
-  }
+  with_batch_types(p.dtype, p.program->n_qubits, [&](auto t, auto n) { launch<decltype(t), decltype(n)::value>(p); });
 }
 
 }  // namespace sp::cuda

@@ -1,9 +1,11 @@
-// The lane policy of the CUDA kernels: one circuit per thread, plain scalars,
-// and CUDA's own accurate sincos.
+// What every CUDA file shares: the lane policy of the kernels (one circuit per
+// thread, plain scalars, CUDA's own accurate sincos), the alignment test of the
+// vector paths, launch error checks and the grid size.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +28,8 @@ template <>
 __device__ __forceinline__ void ScalarOps<double>::sincos(double x, double& s, double& c) {
   ::sincos(x, &s, &c);
 }
+
+__host__ __device__ inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 
 inline void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "ops.cuh"
+
 namespace sp::cuda {
 
 // 16 bytes of a row as a vector type: float4 or double2.
@@ -61,8 +63,6 @@ struct Strides {
   std::int64_t params[2];
   std::int64_t grads[2];
 };
-
-inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 
 // Whether a strided [batch, N] input can take the vector path.
 template <int N>

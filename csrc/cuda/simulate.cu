@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../statevector.h"
+#include "batch.cuh"
 #include "kernels.h"
 #include "ops.cuh"
 #include "rows.cuh"
@@ -50,31 +51,17 @@ __global__ void __launch_bounds__(kThreads) simulate_kernel(const Program* __res
 
 template <class T, int N>
 void launch(const SimulateParams& p) {
-  const T* params = static_cast<const T*>(p.params);
-  const T* grads = static_cast<const T*>(p.grads);
-  Strides strides{{p.params_stride[0], p.params_stride[1]}, {p.grads_stride[0], p.grads_stride[1]}};
-  const auto stream = static_cast<cudaStream_t>(p.stream);
-  auto kernel = p.product_only && p.state == nullptr ? simulate_kernel<T, N, true> : simulate_kernel<T, N, false>;
-  kernel<<<grid_for(p.batch), kThreads, 0, stream>>>(
-      p.program, params, grads, strides, vectorizable<N>(params, strides.params), vectorizable<N>(grads, strides.grads),
-      aligned16(p.out), static_cast<T*>(p.out), static_cast<T*>(p.state), p.batch);
-  check(cudaGetLastError(), "simulate kernel launch");
-}
-
-template <class T>
-void launch_typed(const SimulateParams& p) {
-  with_qubit_count(p.n_qubits, [&](auto n) { launch<T, decltype(n)::value>(p); });
+  auto kernel = p.program->product_only && p.state == nullptr ? simulate_kernel<T, N, true>
+                                                              : simulate_kernel<T, N, false>;
+  launch_batch<T, N>(kernel, p, "simulate kernel launch", aligned16(p.out), static_cast<T*>(p.out),
+                     static_cast<T*>(p.state));
 }
 
 }  // namespace
 
 void simulate(const SimulateParams& p) {
   if (p.batch == 0) return;
-  if (p.dtype == DType::kFloat64) {
-    launch_typed<double>(p);
-  } else {
-    launch_typed<float>(p);
-  }
+  with_batch_types(p.dtype, p.program->n_qubits, [&](auto t, auto n) { launch<decltype(t), decltype(n)::value>(p); });
 }
 
 DeviceInfo device_info() {

@@ -1,17 +1,20 @@
 // The fused step on the GPU: one thread per group of N consecutive elements
 // (coverage "all"; for "paper" the groups only partition the work and just the
-// first carries a circuit). Each thread reads its p, g, m, v once (16-byte
-// loads where aligned), evaluates its circuit in registers on the start-of-step
-// values, and writes p, m, v. One launch covers up to kTensorsPerLaunch tensors;
-// no host synchronisation; the step counters and, optionally, the learning rate
-// live in device memory, so the step can be captured in a CUDA graph.
+// first carries a circuit). Each thread reads its p, g, m, v once (16- or
+// 8-byte vector loads where aligned), evaluates its circuit in registers on the
+// start-of-step values, and writes p, m, v, updated by adamw.h's element update.
+// One launch covers up to kTensorsPerLaunch tensors; no host synchronisation;
+// the step counters and, optionally, the learning rate live in device memory,
+// so the step can be captured in a CUDA graph.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
+#include "../adamw.h"
 #include "../statevector.h"
 #include "kernels.h"
 #include "ops.cuh"
@@ -29,13 +32,6 @@ struct Launch {
   int n_tensors;
 };
 
-struct Hyper {
-  double lr, beta1, beta2, eps, weight_decay, quantum_weight;
-  const float* lr_device;
-  bool maximize;
-  bool skip_first;  // leave each tensor's first group to another launch (coverage "paper")
-};
-
 // What a launch computes per group: plain AdamW, or AdamW with the group's
 // circuit as a product state or as a full statevector. Separate instantiations
 // keep the plain pass free of the circuits' registers.
@@ -44,114 +40,93 @@ enum Circuits : int { kNone = 0, kProductState = 1, kStatevector = 2 };
 template <class P>
 using MathOf = std::conditional_t<std::is_same_v<P, double>, double, float>;
 
+// How a parameter type converts to and from its math type: the 16-bit types go
+// through float, rounding to nearest even as torch does.
 template <class P>
-__device__ __forceinline__ MathOf<P> to_math(P x) {
-  if constexpr (std::is_same_v<P, __nv_bfloat16>) {
-    return __bfloat162float(x);
-  } else if constexpr (std::is_same_v<P, __half>) {
-    return __half2float(x);
-  } else {
-    return x;
-  }
-}
+struct Storage {
+  static __device__ __forceinline__ MathOf<P> to_math(P x) { return x; }
+  static __device__ __forceinline__ P from_math(MathOf<P> x) { return x; }
+};
 
-template <class P>
-__device__ __forceinline__ P from_math(MathOf<P> x) {
-  if constexpr (std::is_same_v<P, __nv_bfloat16>) {
-    return __float2bfloat16_rn(x);
-  } else if constexpr (std::is_same_v<P, __half>) {
-    return __float2half_rn(x);
-  } else {
-    return x;
-  }
-}
+template <>
+struct Storage<__nv_bfloat16> {
+  static __device__ __forceinline__ float to_math(__nv_bfloat16 x) { return __bfloat162float(x); }
+  static __device__ __forceinline__ __nv_bfloat16 from_math(float x) { return __float2bfloat16_rn(x); }
+};
+
+template <>
+struct Storage<__half> {
+  static __device__ __forceinline__ float to_math(__half x) { return __half2float(x); }
+  static __device__ __forceinline__ __half from_math(float x) { return __float2half_rn(x); }
+};
+
+// A full group of N P's as vectors of the widest width, 16 or 8 bytes, that
+// divides it evenly (kCount 0 when neither does).
+template <class P, int N>
+struct GroupVectors {
+  static constexpr int kBytes = (N * sizeof(P)) % 16 == 0 ? 16 : (N * sizeof(P)) % 8 == 0 ? 8 : 0;
+  static constexpr int kCount = kBytes == 0 ? 0 : N * static_cast<int>(sizeof(P)) / kBytes;
+  using Raw = std::conditional_t<kBytes == 16, uint4, uint2>;
+};
 
 // Loads `count` (<= N) values starting at src, as the math type; the rest read 0.
-// A full group whose bytes are a multiple of 16 (or 8) and aligned moves as
-// 16-byte (8-byte) vectors.
+// A full group at aligned addresses moves as GroupVectors, through the read-only cache.
 template <class P, int N>
 __device__ __forceinline__ void load_group(const P* __restrict__ src, int count, bool aligned, MathOf<P>* dst) {
-  constexpr int kBytes = N * static_cast<int>(sizeof(P));
-  if (count == N && aligned) {
-    if constexpr (kBytes % 16 == 0) {
-      alignas(16) P raw[N];
+  using Vectors = GroupVectors<P, N>;
+  using Raw = typename Vectors::Raw;
+  if (Vectors::kCount > 0 && count == N && aligned) {
+    alignas(16) P raw[N];
 #pragma unroll
-      for (int i = 0; i < kBytes / 16; ++i)
-        reinterpret_cast<uint4*>(raw)[i] = __ldg(reinterpret_cast<const uint4*>(src) + i);
+    for (int i = 0; i < Vectors::kCount; ++i)
+      reinterpret_cast<Raw*>(raw)[i] = __ldg(reinterpret_cast<const Raw*>(src) + i);
 #pragma unroll
-      for (int k = 0; k < N; ++k) dst[k] = to_math<P>(raw[k]);
-      return;
-    } else if constexpr (kBytes % 8 == 0) {
-      alignas(16) P raw[N];
-#pragma unroll
-      for (int i = 0; i < kBytes / 8; ++i)
-        reinterpret_cast<uint2*>(raw)[i] = __ldg(reinterpret_cast<const uint2*>(src) + i);
-#pragma unroll
-      for (int k = 0; k < N; ++k) dst[k] = to_math<P>(raw[k]);
-      return;
-    }
+    for (int k = 0; k < N; ++k) dst[k] = Storage<P>::to_math(raw[k]);
+    return;
   }
 #pragma unroll
-  for (int k = 0; k < N; ++k) dst[k] = k < count ? to_math<P>(src[k]) : MathOf<P>(0);
+  for (int k = 0; k < N; ++k) dst[k] = k < count ? Storage<P>::to_math(src[k]) : MathOf<P>(0);
 }
 
+// The inverse of load_group: writes the first `count` values.
 template <class P, int N>
 __device__ __forceinline__ void store_group(P* __restrict__ dst, int count, bool aligned, const MathOf<P>* src) {
-  constexpr int kBytes = N * static_cast<int>(sizeof(P));
-  if (count == N && aligned) {
-    if constexpr (kBytes % 16 == 0 || kBytes % 8 == 0) {
-      alignas(16) P raw[N];
+  using Vectors = GroupVectors<P, N>;
+  using Raw = typename Vectors::Raw;
+  if (Vectors::kCount > 0 && count == N && aligned) {
+    alignas(16) P raw[N];
 #pragma unroll
-      for (int k = 0; k < N; ++k) raw[k] = from_math<P>(src[k]);
-      if constexpr (kBytes % 16 == 0) {
+    for (int k = 0; k < N; ++k) raw[k] = Storage<P>::from_math(src[k]);
 #pragma unroll
-        for (int i = 0; i < kBytes / 16; ++i) reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(raw)[i];
-      } else {
-#pragma unroll
-        for (int i = 0; i < kBytes / 8; ++i) reinterpret_cast<uint2*>(dst)[i] = reinterpret_cast<const uint2*>(raw)[i];
-      }
-      return;
-    }
+    for (int i = 0; i < Vectors::kCount; ++i) reinterpret_cast<Raw*>(dst)[i] = reinterpret_cast<const Raw*>(raw)[i];
+    return;
   }
 #pragma unroll
   for (int k = 0; k < N; ++k)
-    if (k < count) dst[k] = from_math<P>(src[k]);
+    if (k < count) dst[k] = Storage<P>::from_math(src[k]);
 }
 
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
-
-// Per-tensor constants of this step, in the math type S (torch's fused AdamW
-// also computes its bias corrections on the device from the step tensor).
+// The constants of one tensor's step (adamw.h), from the device step counter
+// before this step's increment and the learning rate in device memory when
+// given: read on the device, so the step needs no host synchronisation.
 template <class S>
-struct TensorConstants {
-  S decay, one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps, lr_lambda, grad_sign;
-};
-
-template <class S>
-__device__ TensorConstants<S> constants(const Hyper& h, const float* step) {
-  const S t = static_cast<S>(*step + 1.0f);
-  const S lr = h.lr_device != nullptr ? static_cast<S>(*h.lr_device) : static_cast<S>(h.lr);
-  TensorConstants<S> c;
-  c.decay = S(1) - lr * static_cast<S>(h.weight_decay);
-  c.one_minus_beta1 = S(1) - static_cast<S>(h.beta1);
-  c.beta2 = static_cast<S>(h.beta2);
-  c.one_minus_beta2 = S(1) - static_cast<S>(h.beta2);
-  c.step_size = lr / (S(1) - pow(static_cast<S>(h.beta1), t));
-  c.bias_correction2_sqrt = sqrt(S(1) - pow(static_cast<S>(h.beta2), t));
-  c.eps = static_cast<S>(h.eps);
-  c.lr_lambda = lr * static_cast<S>(h.quantum_weight);
-  c.grad_sign = h.maximize ? S(-1) : S(1);
-  return c;
+__device__ __forceinline__ AdamWConstants<S> tensor_constants(const AdamWHyper& hyper,
+                                                              const float* __restrict__ lr_device,
+                                                              const float* step) {
+  const double lr = lr_device != nullptr ? static_cast<double>(*lr_device) : hyper.lr;
+  return adamw_constants<S>(hyper, lr, static_cast<double>(*step + 1.0f));
 }
 
+// skip_first: leave each tensor's first group to another launch (coverage "paper").
 template <class P, int N, int kCircuits>
 __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restrict__ program, const Launch launch,
-                                                        const Hyper h) {
+                                                        const AdamWHyper hyper, const float* __restrict__ lr_device,
+                                                        bool skip_first) {
   using S = MathOf<P>;
   using Ops = ScalarOps<S>;
   const std::int64_t total = launch.first_unit[launch.n_tensors];
   int tensor = -1;
-  TensorConstants<S> c{};
+  AdamWConstants<S> c{};
   for (std::int64_t unit = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; unit < total;
        unit += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     if (tensor < 0 || unit >= launch.first_unit[tensor + 1] || unit < launch.first_unit[tensor]) {
@@ -161,11 +136,11 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
         if (launch.first_unit[mid] <= unit) lo = mid; else hi = mid - 1;
       }
       tensor = lo;
-      c = constants<S>(h, launch.tensors[tensor].step);
+      c = tensor_constants<S>(hyper, lr_device, launch.tensors[tensor].step);
     }
     const StepTensor& t = launch.tensors[tensor];
     const std::int64_t local = unit - launch.first_unit[tensor];
-    if (h.skip_first && local == 0) continue;
+    if (skip_first && local == 0) continue;
     std::int64_t offset;
     int count;
     if (launch.rows_split[tensor]) {
@@ -196,17 +171,9 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
       run_state<Ops, N>(*program, pv, gv, st);
       state_expectations<Ops, N>(*program, st, e);
     }
+    constexpr bool kCircuit = kCircuits != kNone;
 #pragma unroll
-    for (int k = 0; k < N; ++k) {
-      // torch's order: p *= 1 - lr wd; m.lerp_(g, 1 - b1); v = v b2 + (1 - b2) g^2;
-      // p -= step_size m / (sqrt(v) / sqrt(bc2) + eps); then - lr lam e g.
-      mv[k] = mv[k] + c.one_minus_beta1 * (gv[k] - mv[k]);
-      vv[k] = c.beta2 * vv[k] + c.one_minus_beta2 * (gv[k] * gv[k]);
-      const S denom = sqrt(vv[k]) / c.bias_correction2_sqrt + c.eps;
-      S updated = pv[k] * c.decay - c.step_size * (mv[k] / denom);
-      if constexpr (kCircuits != kNone) updated = updated - c.lr_lambda * e[k] * gv[k];
-      pv[k] = updated;
-    }
+    for (int k = 0; k < N; ++k) adamw_update<kCircuit>(pv[k], mv[k], vv[k], gv[k], kCircuit ? e[k] : S(0), c);
     store_group<P, N>(p, count, aligned, pv);
     store_group<S, N>(m, count, aligned, mv);
     store_group<S, N>(v, count, aligned, vv);
@@ -244,19 +211,17 @@ template <class P, int N, int kCircuits>
 void launch_step(const StepParams& p, const Launch& launch, bool skip_first) {
   const std::int64_t total = launch.first_unit[launch.n_tensors];
   if (total == 0) return;
-  const Hyper h{p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.quantum_weight, p.lr_device, p.maximize,
-                skip_first};
   step_kernel<P, N, kCircuits><<<grid_for(total), kThreads, 0, static_cast<cudaStream_t>(p.stream)>>>(
-      p.program, launch, h);
+      p.device_program, launch, p.hyper, p.lr_device, skip_first);
   check(cudaGetLastError(), "step kernel launch");
 }
 
 template <class P, int N>
 void launch_chunk(const StepParams& p, int first, int count) {
   const Launch launch = make_launch<N>(p, first, count, false);
-  const bool quantum = p.quantum_weight != 0.0;
+  const bool quantum = p.hyper.quantum_weight != 0.0;
   auto with_circuits = [&](const Launch& l, bool skip_first) {
-    if (p.product_only) {
+    if (p.program->product_only) {
       launch_step<P, N, kProductState>(p, l, skip_first);
     } else {
       launch_step<P, N, kStatevector>(p, l, skip_first);
@@ -286,7 +251,7 @@ void launch_all(const StepParams& p) {
 
 template <class P>
 void launch_typed(const StepParams& p) {
-  with_qubit_count(p.n_qubits, [&](auto n) { launch_all<P, decltype(n)::value>(p); });
+  with_qubit_count(p.program->n_qubits, [&](auto n) { launch_all<P, decltype(n)::value>(p); });
 }
 
 }  // namespace

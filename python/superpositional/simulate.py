@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import backends
-from .backends.base import Backend
+from .backends.base import Backend, Batch
 from .backends.qiskit import jobs
 from .backends.qiskit.target import QiskitTarget
 from .circuit import Circuit
@@ -55,36 +55,32 @@ def simulate(
         float32. When ``params`` or ``grads`` require grad, the expectations are
         differentiable (the kernels' adjoint method, or autograd through the torch reference).
     """
-    batch = _Batch.of(circuit, params, grads)
+    inputs = _Inputs.of(circuit, params, grads)
     if isinstance(backend, QiskitTarget):
-        return batch.output(_on_target(circuit, batch, backend, return_state), None, return_state)
-    entry = backends.resolve(backend, batch.device, stacklevel=2)
+        return inputs.output(_on_target(circuit, inputs, backend, return_state), None, return_state)
+    entry = backends.resolve(backend, inputs.device, stacklevel=2)
     circuit.freeze()
-    differentiable = torch.is_grad_enabled() and batch.requires_grad
+    differentiable = torch.is_grad_enabled() and inputs.requires_grad
     if differentiable and not entry.differentiable:
         raise ValueError(
             f"backend {entry.name!r} does not compute gradients; "
             "use 'cpu', 'cuda' or 'torch' for inputs that require grad"
         )
-    params_rows, grads_rows = batch.rows(circuit, keep_graph=differentiable)
+    rows = inputs.batch(circuit, keep_graph=differentiable)
     state = None
-    if differentiable and entry.adjoint is not None and (params_rows is not None or grads_rows is not None):
+    if differentiable and entry.adjoint is not None and (rows.params is not None or rows.grads is not None):
         # A compiled kernel: gradients from its adjoint method, not from autograd.
-        expectations = _AdjointSimulate.apply(circuit, entry, params_rows, grads_rows)
+        expectations = _AdjointSimulate.apply(circuit, entry, rows.params, rows.grads)
         if return_state:
             with torch.no_grad():
-                _, state = entry.simulate(
-                    circuit, params_rows, grads_rows, return_state=True, **batch.options
-                )
+                _, state = entry.simulate(circuit, rows, return_state=True)
     else:
-        expectations, state = entry.simulate(
-            circuit, params_rows, grads_rows, return_state=bool(return_state), **batch.options
-        )
-    return batch.output(expectations, state, return_state)
+        expectations, state = entry.simulate(circuit, rows, return_state=bool(return_state))
+    return inputs.output(expectations, state, return_state)
 
 
 @dataclass(frozen=True)
-class _Batch:
+class _Inputs:
     """Checked inputs of one call: ``[..., n]`` tensors sharing shape, dtype and device."""
 
     params: torch.Tensor | None
@@ -96,7 +92,7 @@ class _Batch:
     as_numpy: bool
 
     @classmethod
-    def of(cls, circuit: Circuit, params: Any, grads: Any) -> _Batch:
+    def of(cls, circuit: Circuit, params: Any, grads: Any) -> _Inputs:
         if not isinstance(circuit, Circuit):
             raise TypeError(f"simulate() takes a superpositional.Circuit, got {type(circuit).__name__}")
         p, g = _as_tensor(params, "params"), _as_tensor(grads, "grads")
@@ -141,15 +137,8 @@ class _Batch:
     def requires_grad(self) -> bool:
         return any(t is not None and t.requires_grad for t in (self.params, self.grads))
 
-    @property
-    def options(self) -> dict[str, Any]:
-        """The keyword arguments every backend's simulate takes besides the rows."""
-        return dict(batch=self.size, dtype=compute_dtype(self.dtype), device=self.device)
-
-    def rows(
-        self, circuit: Circuit, keep_graph: bool = False
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The ``[batch, n]`` rows the circuit reads, in the compute dtype (``None`` for an input it
+    def batch(self, circuit: Circuit, keep_graph: bool = False) -> Batch:
+        """The ``[size, n]`` rows the circuit reads, in the compute dtype (``None`` for an input it
         does not read; params stand in to set the batch of a circuit that reads nothing)."""
 
         def rows(t: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
@@ -158,9 +147,12 @@ class _Batch:
             t = t if keep_graph else t.detach()
             return t.to(compute_dtype(self.dtype)).reshape(self.size, self.n)
 
-        return (
+        return Batch(
             rows(self.params, circuit.uses_params or self.grads is None),
             rows(self.grads, circuit.uses_grads),
+            self.size,
+            compute_dtype(self.dtype),
+            self.device,
         )
 
     def output(
@@ -176,16 +168,15 @@ class _Batch:
         return (expectations, state) if return_state else expectations
 
 
-def _on_target(circuit: Circuit, batch: _Batch, target: QiskitTarget, return_state: bool) -> torch.Tensor:
-    """Expectations ``[batch, n]`` measured on a Qiskit target (float64)."""
+def _on_target(circuit: Circuit, inputs: _Inputs, target: QiskitTarget, return_state: bool) -> torch.Tensor:
+    """Expectations ``[size, n]`` measured on a Qiskit target (float64)."""
     if return_state:
         raise ValueError("a Qiskit target measures expectations only: return_state=True is not available")
-    if batch.requires_grad and torch.is_grad_enabled():
+    if inputs.requires_grad and torch.is_grad_enabled():
         raise ValueError("a Qiskit target does not compute gradients; use 'cpu' or 'torch' for that")
     circuit.freeze()
-    params_rows, grads_rows = batch.rows(circuit)
-    evs = jobs.evaluate(target, circuit, params_rows, grads_rows, batch.size)
-    return torch.from_numpy(evs)
+    rows = inputs.batch(circuit)
+    return torch.from_numpy(jobs.evaluate(target, circuit, rows.params, rows.grads, rows.size))
 
 
 class _AdjointSimulate(torch.autograd.Function):
@@ -200,15 +191,8 @@ class _AdjointSimulate(torch.autograd.Function):
         grads: torch.Tensor | None,
     ) -> torch.Tensor:
         first = params if params is not None else grads
-        expectations, _ = backend.simulate(
-            circuit,
-            params,
-            grads,
-            batch=first.shape[0],
-            dtype=first.dtype,
-            device=first.device,
-            return_state=False,
-        )
+        batch = Batch(params, grads, first.shape[0], first.dtype, first.device)
+        expectations, _ = backend.simulate(circuit, batch)
         ctx.circuit, ctx.adjoint = circuit, backend.adjoint
         ctx.save_for_backward(params, grads)
         return expectations
@@ -217,10 +201,10 @@ class _AdjointSimulate(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
         params, grads = ctx.saved_tensors
+        first = params if params is not None else grads
         d_params, d_grads = ctx.adjoint(
             ctx.circuit,
-            params,
-            grads,
+            Batch(params, grads, first.shape[0], first.dtype, first.device),
             grad_expectations,
             want_params=params is not None and ctx.needs_input_grad[2],
             want_grads=grads is not None and ctx.needs_input_grad[3],

@@ -15,10 +15,11 @@ import torch
 
 from .._extension import extension
 from . import aer, kernel, reference
-from .base import Backend, StepConfig, StepTensors
+from .base import Backend, Batch, StepConfig, StepTensors
 
 __all__ = [
     "Backend",
+    "Batch",
     "StepConfig",
     "StepTensors",
     "available_backends",
@@ -39,8 +40,8 @@ _REGISTRY: dict[str, Backend] = {
     for entry in (
         Backend(
             "cpu",
-            kernel.simulate_cpu,
-            kernel.step_cpu,
+            kernel.simulate,
+            kernel.fused_step,
             kernel.simulate_backward,
             differentiable=True,
             device="cpu",
@@ -48,8 +49,8 @@ _REGISTRY: dict[str, Backend] = {
         ),
         Backend(
             "cuda",
-            kernel.simulate_cuda,
-            kernel.step_cuda,
+            kernel.simulate,
+            kernel.fused_step,
             kernel.simulate_backward,
             differentiable=True,
             device="cuda",

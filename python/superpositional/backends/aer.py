@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..geometry import complex_dtype
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
-
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-
+    from .base import Batch
 
 _AVAILABLE: bool | None = None
 
@@ -65,30 +65,27 @@ def estimator() -> Any:
 
 
 def simulate_aer(
-    circuit: Circuit,
-    params: torch.Tensor | None,
-    grads: torch.Tensor | None,
-    *,
-    batch: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    return_state: bool,
+    circuit: Circuit, batch: Batch, *, return_state: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Expectations ``[B, n]`` (and statevectors ``[B, 2**n]``) computed by Qiskit Aer."""
     _require()
     qc, observables = circuit.to_qiskit()
-    n = circuit.n_qubits
-    values = parameter_values(qc, params, grads, batch)
-    if batch == 0:
+    n, size = circuit.n_qubits, batch.size
+    values = parameter_values(qc, batch.params, batch.grads, size)
+    if size == 0:
         evs = np.zeros((0, n))
     elif values.shape[1] == 0:
         result = estimator().run([(qc, observables)]).result()
-        evs = np.broadcast_to(np.asarray(result[0].data.evs), (batch, n))
+        evs = np.broadcast_to(np.asarray(result[0].data.evs), (size, n))
     else:
-        pub = (qc, [observables], values.reshape(batch, 1, -1))
+        pub = (qc, [observables], values.reshape(size, 1, -1))
         evs = np.asarray(estimator().run([pub]).result()[0].data.evs)
-    expectations = torch.as_tensor(np.ascontiguousarray(evs), dtype=torch.float64).to(device, dtype)
-    state = _statevectors(qc, values, batch).to(device, _COMPLEX[dtype]) if return_state else None
+    expectations = torch.as_tensor(np.ascontiguousarray(evs), dtype=torch.float64).to(
+        batch.device, batch.dtype
+    )
+    state = None
+    if return_state:
+        state = _statevectors(qc, values, size).to(batch.device, complex_dtype(batch.dtype))
     return expectations, state
 
 

@@ -18,27 +18,27 @@ import torch
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
 
-__all__ = ["AdjointFn", "Backend", "SimulateFn", "StepConfig", "StepFn", "StepTensors"]
+__all__ = ["AdjointFn", "Backend", "Batch", "SimulateFn", "StepConfig", "StepFn", "StepTensors"]
+
+
+class Batch(NamedTuple):
+    """One circuit's inputs for ``size`` rows: ``[size, n]`` ``params`` and ``grads`` (``None`` for an
+    input the circuit does not read), in ``dtype`` (float32 or float64) on ``device``; they may be
+    strided. ``superpositional.simulate`` checks a user's inputs once and hands every backend this."""
+
+    params: torch.Tensor | None
+    grads: torch.Tensor | None
+    size: int
+    dtype: torch.dtype
+    device: torch.device
 
 
 class SimulateFn(Protocol):
-    """Expectations ``[batch, n]`` (and statevectors ``[batch, 2**n]`` when asked) of ``circuit``.
-
-    ``params`` and ``grads`` are ``[batch, n]`` in ``dtype`` (float32 or float64) on ``device``, or
-    ``None`` when the circuit does not read them; they may be strided. Inputs are already checked
-    (``superpositional.simulate`` does that once for every backend).
-    """
+    """Expectations ``[size, n]`` of ``circuit`` for each row of ``batch``, and the statevectors
+    ``[size, 2**n]`` (Qiskit's little-endian order) when ``return_state``."""
 
     def __call__(
-        self,
-        circuit: Circuit,
-        params: torch.Tensor | None,
-        grads: torch.Tensor | None,
-        *,
-        batch: int,
-        dtype: torch.dtype,
-        device: torch.device,
-        return_state: bool,
+        self, circuit: Circuit, batch: Batch, *, return_state: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
@@ -73,22 +73,20 @@ class StepConfig:
     def replace(self, **changes: object) -> StepConfig:
         return dataclasses.replace(self, **changes)
 
+    def hyperparameters(self) -> tuple[float, float, float, float, float, bool]:
+        """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize)``, in the order the kernels'
+        entry points (and the custom op) take them after the learning rate."""
+        return self.beta1, self.beta2, self.eps, self.weight_decay, self.quantum_weight, self.maximize
+
 
 StepFn = Callable[[StepTensors, StepConfig], None]
 
 
 class AdjointFn(Protocol):
-    """Gradients of ``sum(weights * e)`` with respect to the rows ``params`` and ``grads``."""
+    """Gradients of ``sum(weights * e)`` with respect to the batch's ``params`` and ``grads``."""
 
     def __call__(
-        self,
-        circuit: Circuit,
-        params: torch.Tensor | None,
-        grads: torch.Tensor | None,
-        weights: torch.Tensor,
-        *,
-        want_params: bool,
-        want_grads: bool,
+        self, circuit: Circuit, batch: Batch, weights: torch.Tensor, *, want_params: bool, want_grads: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]: ...
 
 

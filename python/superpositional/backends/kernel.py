@@ -1,41 +1,30 @@
 """The compiled kernels as backends: ``"cpu"`` (C++, OpenMP, SIMD) and ``"cuda"``.
 
-Each offers batched simulation and the fused optimizer step. Python only checks,
-allocates outputs and passes raw pointers, strides and dtype names; CUDA work is
-launched on the current PyTorch stream of the tensors' device, without a host
-synchronisation.
+Each offers batched simulation, its adjoint backward and the fused optimizer step, for tensors on
+either device: the same Python serves both, and only where the kernel runs differs (OpenMP threads,
+or the current PyTorch stream of the tensors' device, without a host synchronisation). Python only
+checks, allocates outputs and passes raw pointers, strides and the extension's enums.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .._extension import require_extension
 from ..geometry import complex_dtype, compute_dtype, row_length
-from .base import StepConfig, StepTensors
+from .base import Batch, StepConfig, StepTensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-_PARAM_TYPES = {
-    torch.float32: "float32",
-    torch.float64: "float64",
-    torch.bfloat16: "bfloat16",
-    torch.float16: "float16",
-}
+
+__all__ = ["device_program", "fused_step", "simulate", "simulate_backward"]
 
 # circuit -> {(device, keep_state): uint8 device tensor holding the compiled Program}
 _DEVICE_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _pointer(t: torch.Tensor | None) -> tuple[int, tuple[int, int]]:
-    if t is None:
-        return 0, (0, 0)
-    return t.data_ptr(), (t.stride(0), t.stride(1))
 
 
 def device_program(circuit: Circuit, device: torch.device, keep_state: bool = False) -> torch.Tensor:
@@ -48,125 +37,101 @@ def device_program(circuit: Circuit, device: torch.device, keep_state: bool = Fa
     return cache[key]
 
 
-def _stream(device: torch.device) -> int:
-    return torch.cuda.current_stream(device).cuda_stream
-
-
-def simulate_cpu(
-    circuit: Circuit,
-    params: torch.Tensor | None,
-    grads: torch.Tensor | None,
-    *,
-    batch: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    return_state: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Expectations ``[B, n]`` (and statevectors) from the C++ kernel; inputs may be strided."""
+def _launch(entry: str, circuit: Circuit, device: torch.device, *args: Any, keep_state: bool = False) -> None:
+    """Call the extension's ``<entry>_cpu`` or ``<entry>_cuda`` for ``device``: the same arguments,
+    with the device copy of the program and the current stream, or the OpenMP thread count."""
     ext = require_extension()
-    program = circuit.program(keep_state=return_state)
+    program = circuit.program(keep_state=keep_state)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+            copy = device_program(circuit, device, keep_state).data_ptr()
+            getattr(ext, f"{entry}_cuda")(program, copy, *args, stream)
+    else:
+        getattr(ext, f"{entry}_cpu")(program, *args, torch.get_num_threads())
+
+
+def _inputs(batch: Batch) -> tuple:
+    """The strided ``[size, n]`` inputs as the extension takes them: pointer and strides of each."""
+
+    def pointer(t: torch.Tensor | None) -> tuple[int, tuple[int, int]]:
+        return (0, (0, 0)) if t is None else (t.data_ptr(), (t.stride(0), t.stride(1)))
+
+    return (*pointer(batch.params), *pointer(batch.grads))
+
+
+def _dtype(dtype: torch.dtype) -> Any:
+    return getattr(require_extension().DType, str(dtype).removeprefix("torch."))
+
+
+def simulate(
+    circuit: Circuit,
+    batch: Batch,
+    *,
+    return_state: bool = False,
+    keep_state: bool | None = None,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Expectations ``[size, n]`` (and statevectors ``[size, 2**n]``) from the kernel of the batch's
+    device; inputs may be strided.
+
+    ``keep_state`` runs the program compiled for the full statevector (no gates moved into the
+    observables) even when the states are not returned; ``out`` (contiguous ``[size, n]`` in the
+    batch's dtype) receives the expectations without an allocation.
+    """
     n = circuit.n_qubits
-    out = torch.empty(batch, n, dtype=dtype)
-    state = torch.empty(batch, 2**n, dtype=complex_dtype(dtype)) if return_state else None
-    if batch > 0:
-        params_ptr, params_stride = _pointer(params)
-        grads_ptr, grads_stride = _pointer(grads)
-        ext.simulate_cpu(
-            program,
-            params_ptr,
-            params_stride,
-            grads_ptr,
-            grads_stride,
+    if out is None:
+        out = torch.empty(batch.size, n, dtype=batch.dtype, device=batch.device)
+    elif out.shape != (batch.size, n) or out.dtype != batch.dtype or out.device != batch.device:
+        raise ValueError(f"out must be a [{batch.size}, {n}] {batch.dtype} tensor on {batch.device}")
+    elif not out.is_contiguous():
+        raise ValueError("out must be contiguous")
+    state = None
+    if return_state:
+        state = torch.empty(batch.size, 2**n, dtype=complex_dtype(batch.dtype), device=batch.device)
+    if batch.size > 0:
+        _launch(
+            "simulate",
+            circuit,
+            batch.device,
+            *_inputs(batch),
             out.data_ptr(),
             state.data_ptr() if state is not None else 0,
-            batch,
-            _DTYPE_NAMES[dtype],
-            torch.get_num_threads(),
+            batch.size,
+            _dtype(batch.dtype),
+            keep_state=return_state if keep_state is None else keep_state,
         )
-    return out, state
-
-
-def simulate_cuda(
-    circuit: Circuit,
-    params: torch.Tensor | None,
-    grads: torch.Tensor | None,
-    *,
-    batch: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    return_state: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Expectations ``[B, n]`` (and statevectors) from the CUDA kernel, on the current stream."""
-    ext = require_extension()
-    program = circuit.program(keep_state=return_state)
-    n = circuit.n_qubits
-    out = torch.empty(batch, n, dtype=dtype, device=device)
-    state = torch.empty(batch, 2**n, dtype=complex_dtype(dtype), device=device) if return_state else None
-    if batch > 0:
-        with torch.cuda.device(device):
-            params_ptr, params_stride = _pointer(params)
-            grads_ptr, grads_stride = _pointer(grads)
-            ext.simulate_cuda(
-                program,
-                device_program(circuit, device, return_state).data_ptr(),
-                params_ptr,
-                params_stride,
-                grads_ptr,
-                grads_stride,
-                out.data_ptr(),
-                state.data_ptr() if state is not None else 0,
-                batch,
-                _DTYPE_NAMES[dtype],
-                _stream(device),
-            )
     return out, state
 
 
 def simulate_backward(
     circuit: Circuit,
-    params: torch.Tensor | None,
-    grads: torch.Tensor | None,
+    batch: Batch,
     weights: torch.Tensor,
     *,
     want_params: bool,
     want_grads: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of ``sum(weights * e)`` with respect to params and grads ``[B, n]`` (adjoint method).
-
-    Runs on the kernel of the weights' device: the C++ kernel for CPU tensors, the
-    CUDA kernel (on the current stream) for CUDA tensors.
-    """
-    ext = require_extension()
-    program = circuit.program()
-    batch, n = weights.shape
-    dtype, device = weights.dtype, weights.device
+    """Gradients of ``sum(weights * e)`` with respect to the batch's params and grads (the adjoint
+    method), on the kernel of the batch's device."""
     weights = weights.contiguous()
-    d_params = torch.empty(batch, n, dtype=dtype, device=device) if want_params else None
-    d_grads = torch.empty(batch, n, dtype=dtype, device=device) if want_grads else None
-    if batch == 0 or not (want_params or want_grads):
+    d_params, d_grads = (
+        torch.empty(batch.size, circuit.n_qubits, dtype=batch.dtype, device=batch.device) if wanted else None
+        for wanted in (want_params, want_grads)
+    )
+    if batch.size == 0 or not (want_params or want_grads):
         return d_params, d_grads
-    params_ptr, params_stride = _pointer(params)
-    grads_ptr, grads_stride = _pointer(grads)
-    inputs = (params_ptr, params_stride, grads_ptr, grads_stride, weights.data_ptr())
-    outputs = (
+    _launch(
+        "simulate_backward",
+        circuit,
+        batch.device,
+        *_inputs(batch),
+        weights.data_ptr(),
         d_params.data_ptr() if d_params is not None else 0,
         d_grads.data_ptr() if d_grads is not None else 0,
+        batch.size,
+        _dtype(batch.dtype),
     )
-    if device.type == "cuda":
-        with torch.cuda.device(device):
-            ext.simulate_backward_cuda(
-                program,
-                device_program(circuit, device).data_ptr(),
-                *inputs,
-                *outputs,
-                batch,
-                _DTYPE_NAMES[dtype],
-                _stream(device),
-            )
-    else:
-        ext.simulate_backward_cpu(
-            program, *inputs, *outputs, batch, _DTYPE_NAMES[dtype], torch.get_num_threads()
-        )
     return d_params, d_grads
 
 
@@ -229,66 +194,33 @@ def _by_dtype(params: list[torch.Tensor]) -> dict[torch.dtype, list[int]]:
     return groups
 
 
-def step_cpu(tensors: StepTensors, config: StepConfig) -> None:
-    """The fused step on the CPU: one kernel call per parameter dtype covers every tensor.
+def fused_step(tensors: StepTensors, config: StepConfig) -> None:
+    """The fused step on the kernel of the parameters' device: one call per parameter dtype covers
+    every tensor (the CUDA kernels launch per 128 tensors, on the current stream, with no host
+    synchronisation).
 
-    ``exp_avgs``, ``exp_avg_sqs`` must be contiguous (the optimizer creates them
-    so) and ``steps`` float32 CPU scalars, which the kernel increments.
+    ``exp_avgs`` and ``exp_avg_sqs`` must be contiguous (the optimizer creates them so) and
+    ``steps`` float32 scalars on the parameters' device, which the kernel reads and increments. An
+    ``lr`` given as a float32 tensor on that device is read there too, so a GPU step can be captured
+    in a CUDA graph and replayed.
     """
     ext = require_extension()
-    program = config.circuit.program()
-    for dtype, indices in _by_dtype(tensors.params).items():
-        table = _TensorTable(tensors.select(indices))
-        ext.step_cpu(
-            program,
-            table.address,
-            len(indices),
-            _PARAM_TYPES[dtype],
-            float(config.lr),
-            config.beta1,
-            config.beta2,
-            config.eps,
-            config.weight_decay,
-            config.quantum_weight,
-            config.maximize,
-            config.coverage,
-            torch.get_num_threads(),
-        )
-        table.write_back()
-
-
-def step_cuda(tensors: StepTensors, config: StepConfig) -> None:
-    """The fused step on the GPU: multi-tensor launches on the current stream, no host synchronisation.
-
-    ``steps`` are float32 tensors on the parameters' device, read and incremented
-    by the kernels; an ``lr`` given as a float32 tensor on that device is read
-    there too, so the step can be captured in a CUDA graph and replayed.
-    """
-    ext = require_extension()
-    program = config.circuit.program()
     device = tensors.params[0].device
     lr, lr_device = config.lr, 0
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
-        lr_device, lr = lr.data_ptr(), 0.0
-    with torch.cuda.device(device):
-        program_ptr = device_program(config.circuit, device).data_ptr()
-        for dtype, indices in _by_dtype(tensors.params).items():
-            table = _TensorTable(tensors.select(indices))
-            ext.step_cuda(
-                program,
-                program_ptr,
-                table.address,
-                len(indices),
-                _PARAM_TYPES[dtype],
-                float(lr),
-                lr_device,
-                config.beta1,
-                config.beta2,
-                config.eps,
-                config.weight_decay,
-                config.quantum_weight,
-                config.maximize,
-                config.coverage,
-                _stream(device),
-            )
-            table.write_back()
+        lr, lr_device = 0.0, lr.data_ptr()
+    for dtype, indices in _by_dtype(tensors.params).items():
+        table = _TensorTable(tensors.select(indices))
+        _launch(
+            "step",
+            config.circuit,
+            device,
+            table.address,
+            len(indices),
+            getattr(ext.ParamType, str(dtype).removeprefix("torch.")),
+            float(lr),
+            lr_device,
+            *config.hyperparameters(),
+            getattr(ext.Coverage, config.coverage),
+        )
+        table.write_back()

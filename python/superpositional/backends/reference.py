@@ -20,6 +20,7 @@ from ..geometry import complex_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..circuit import Circuit, Input
+    from .base import Batch
 
 
 def _half_angle(
@@ -91,23 +92,17 @@ def _apply_cz(state: torch.Tensor, n: int, a: int, b: int) -> torch.Tensor:
 
 
 def simulate(
-    circuit: Circuit,
-    params: torch.Tensor | None,
-    grads: torch.Tensor | None,
-    *,
-    batch: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    return_state: bool,
+    circuit: Circuit, batch: Batch, *, return_state: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Expectations ``[B, n]`` (and the statevectors ``[B, 2**n]`` when asked)."""
     n = circuit.n_qubits
+    params, grads, size, dtype, device = batch
     cdtype = complex_dtype(dtype)
-    state = torch.zeros(batch, 2**n, dtype=cdtype, device=device)
+    state = torch.zeros(size, 2**n, dtype=cdtype, device=device)
     state[:, 0] = 1
     for gate in circuit.gates:
         if gate.name in ("rx", "ry", "rz"):
-            cos_sin = _half_angle(gate.angle, params, grads, batch, dtype, device)
+            cos_sin = _half_angle(gate.angle, params, grads, size, dtype, device)
             state = _apply_1q(state, n, gate.qubits[0], _rotation(gate.name, cos_sin, cdtype))
         elif gate.name in ("h", "x"):
             matrix = torch.tensor(_FIXED_GATES[gate.name], dtype=cdtype, device=device)

@@ -5,7 +5,7 @@ Strategies (each writes the update rule once: the C++ element update for the fus
 :func:`~.update.adamw_update` for the rest):
 
 - **fused**: the compiled kernel of the tensors' device steps every tensor in one pass, circuits
-  included (:func:`superpositional.backends.kernel.step_cpu` / ``step_cuda``); under
+  included (:func:`superpositional.backends.kernel.fused_step`); under
   ``torch.compile`` the same kernel as one custom-op node (:mod:`.ops`).
 - **reference**: the update rule in PyTorch with the expectations of a backend that has no fused
   step (the torch reference, Qiskit Aer): :func:`~.update.reference_step`.

@@ -65,8 +65,7 @@ def fused_step(
     """``SuperpositionalAdamW``'s fused step on the kernel of the parameters' device (see adamw.py)."""
     if not params:
         return
-    fused = kernel.step_cuda if params[0].is_cuda else kernel.step_cpu
-    fused(
+    kernel.fused_step(
         StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps),
         StepConfig(
             lr=lr_tensor if lr_tensor is not None else lr,
@@ -89,12 +88,7 @@ def compiled_step(tensors: StepTensors, config: StepConfig) -> None:
         *tensors,
         0.0 if lr_tensor is not None else float(config.lr),
         lr_tensor,
-        config.beta1,
-        config.beta2,
-        config.eps,
-        config.weight_decay,
-        config.quantum_weight,
-        config.maximize,
+        *config.hyperparameters(),
         circuit_key(config.circuit),
         config.coverage,
     )

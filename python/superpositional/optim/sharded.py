@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from ..backends.base import SimulateFn, StepConfig, StepFn, StepTensors
+from ..backends.base import Batch, SimulateFn, StepConfig, StepFn, StepTensors
 from ..geometry import Crossing, RangePlan, compute_dtype, split_range
 from .update import adamw_update
 
@@ -328,15 +328,15 @@ def _piece_expectations(
         device = local.params[pieces[members[0]].tensor].device
         theta = torch.tensor([r[0] for r in rows], dtype=torch.float64, device=device).to(dtype)
         g = torch.tensor([r[1] for r in rows], dtype=torch.float64, device=device).to(dtype)
-        e, _ = simulate(
-            circuit,
+        signed = -g if config.maximize else g
+        batch = Batch(
             theta if circuit.uses_params else None,
-            (-g if config.maximize else g) if circuit.uses_grads else None,
-            batch=len(rows),
-            dtype=dtype,
-            device=device,
-            return_state=False,
+            signed if circuit.uses_grads else None,
+            len(rows),
+            dtype,
+            device,
         )
+        e, _ = simulate(circuit, batch)
         for row, k in enumerate(members):
             piece = pieces[k]
             first = shards[piece.tensor].start + piece.crossing.lo - piece.crossing.g0

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ..backends.base import SimulateFn, StepConfig, StepTensors
+from ..backends.base import Batch, SimulateFn, StepConfig, StepTensors
 from ..geometry import compute_dtype, gather_groups, scatter_groups
 
 __all__ = ["adamw_update", "expectations", "reference_step"]
@@ -61,16 +61,15 @@ def expectations(
     """``e`` for every element of a tensor (0 off-group), each group's circuit run by ``simulate``."""
     circuit = config.circuit
     n = circuit.n_qubits
-    rows_theta = gather_groups(theta, n, config.coverage)
-    e, _ = simulate(
-        circuit,
-        rows_theta if circuit.uses_params else None,
+    rows = gather_groups(theta, n, config.coverage)
+    batch = Batch(
+        rows if circuit.uses_params else None,
         gather_groups(g, n, config.coverage) if circuit.uses_grads else None,
-        batch=rows_theta.shape[0],
-        dtype=theta.dtype,
-        device=theta.device,
-        return_state=False,
+        rows.shape[0],
+        theta.dtype,
+        theta.device,
     )
+    e, _ = simulate(circuit, batch)
     return scatter_groups(e, theta, n, config.coverage)
 
 

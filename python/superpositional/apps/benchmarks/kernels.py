@@ -29,8 +29,7 @@ import torch
 from tqdm import tqdm
 
 from superpositional import circuits
-from superpositional._extension import extension
-from superpositional.backends import available_backends
+from superpositional.backends import Batch, available_backends, kernel
 from superpositional.circuit import Circuit
 from superpositional.simulate import simulate
 
@@ -62,39 +61,9 @@ def _backends(device: str) -> list[str]:
 def _runner(backend: str, circuit: Circuit, theta: torch.Tensor, g: torch.Tensor) -> Callable[[], object]:
     if backend.endswith("-statevector"):
         # The same kernel on the program compiled for the full statevector, without writing the states.
-        from superpositional.backends.kernel import device_program
-
-        ext = extension()
-        program = circuit.program(keep_state=True)
+        batch = Batch(theta, g, theta.shape[0], theta.dtype, theta.device)
         out = torch.empty_like(theta)
-        if theta.is_cuda:
-            program_ptr = device_program(circuit, theta.device, True).data_ptr()
-            stream = torch.cuda.current_stream(theta.device).cuda_stream
-            return lambda: ext.simulate_cuda(
-                program,
-                program_ptr,
-                theta.data_ptr(),
-                theta.stride(),
-                g.data_ptr(),
-                g.stride(),
-                out.data_ptr(),
-                0,
-                theta.shape[0],
-                "float32",
-                stream,
-            )
-        return lambda: ext.simulate_cpu(
-            program,
-            theta.data_ptr(),
-            theta.stride(),
-            g.data_ptr(),
-            g.stride(),
-            out.data_ptr(),
-            0,
-            theta.shape[0],
-            "float32",
-            torch.get_num_threads(),
-        )
+        return lambda: kernel.simulate(circuit, batch, keep_state=True, out=out)
     if backend.endswith("-gradients"):
         # Forward and backward: gradients of sum(w * e) with respect to both inputs.
         name = backend.split("-")[0]

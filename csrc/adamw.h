@@ -1,0 +1,73 @@
+// The AdamW element update of the fused step, shared by the CPU and CUDA
+// kernels: they differ in how they walk the tensors (docs/design.md, The
+// mathematics, says which elements form circuit groups), never in the formula.
+#pragma once
+
+#include <cmath>
+
+#include "inline.h"
+
+namespace sp {
+
+// The hyperparameters of one step call, as the optimizer's param group holds them.
+struct AdamWHyper {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+  double quantum_weight = 0.1;  // lambda, the weight of the circuit term
+  bool maximize = false;
+};
+
+// The constants of one tensor's step, in the math type S.
+template <class S>
+struct AdamWConstants {
+  S decay;  // 1 - lr * weight_decay
+  S one_minus_beta1;
+  S beta2;
+  S one_minus_beta2;
+  S step_size;              // lr / (1 - beta1^t)
+  S bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+  S eps;
+  S lr_lambda;  // lr * quantum_weight
+  S grad_sign;  // -1 under maximize
+};
+
+// The constants for step t (the count after this step's increment) at learning
+// rate lr (the group's, or the one read from the device). Computed in double,
+// as torch's fused AdamW computes its bias corrections, then rounded once to S;
+// a kernel calls this once per tensor, so double costs nothing that matters.
+template <class S>
+SP_INLINE AdamWConstants<S> adamw_constants(const AdamWHyper& h, double lr, double t) {
+  AdamWConstants<S> c;
+  c.decay = static_cast<S>(1.0 - lr * h.weight_decay);
+  c.one_minus_beta1 = static_cast<S>(1.0 - h.beta1);
+  c.beta2 = static_cast<S>(h.beta2);
+  c.one_minus_beta2 = static_cast<S>(1.0 - h.beta2);
+  c.step_size = static_cast<S>(lr / (1.0 - std::pow(h.beta1, t)));
+  c.bias_correction2_sqrt = static_cast<S>(std::sqrt(1.0 - std::pow(h.beta2, t)));
+  c.eps = static_cast<S>(h.eps);
+  c.lr_lambda = static_cast<S>(lr * h.quantum_weight);
+  c.grad_sign = static_cast<S>(h.maximize ? -1.0 : 1.0);
+  return c;
+}
+
+// One element's update, in torch's order of operations:
+//   p *= 1 - lr wd;  m.lerp_(g, 1 - b1);  v = b2 v + (1 - b2) g^2;
+//   p -= step_size m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// then, with the circuit term (kCircuit), p -= lr lambda e g. g is the signed
+// gradient (times c.grad_sign): the circuit that gave e read it too. e is not
+// read without the circuit term.
+template <bool kCircuit, class S>
+SP_INLINE void adamw_update(S& p, S& m, S& v, S g, S e, const AdamWConstants<S>& c) {
+  m = m + c.one_minus_beta1 * (g - m);
+  v = c.beta2 * v + c.one_minus_beta2 * (g * g);
+  const S denom = std::sqrt(v) / c.bias_correction2_sqrt + c.eps;
+  S updated = p * c.decay;
+  updated = updated - c.step_size * (m / denom);
+  if constexpr (kCircuit) updated = updated - c.lr_lambda * e * g;
+  p = updated;
+}
+
+}  // namespace sp

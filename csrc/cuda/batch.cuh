@@ -1,0 +1,27 @@
+// Launching a kernel over a batch of circuits (simulate, backward): one thread
+// per circuit, the strided [batch, n] inputs of params.h as the kernel's leading
+// arguments.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "../params.h"
+#include "ops.cuh"
+#include "rows.cuh"
+
+namespace sp::cuda {
+
+// Launches kernel(device program, params, grads, strides, vector_params,
+// vector_grads, rest..., batch) on p.stream, over p.batch circuits.
+template <class T, int N, class... Kernel, class... Rest>
+void launch_batch(void (*kernel)(Kernel...), const BatchParams& p, const char* what, Rest... rest) {
+  const T* params = static_cast<const T*>(p.params);
+  const T* grads = static_cast<const T*>(p.grads);
+  const Strides strides{{p.params_stride[0], p.params_stride[1]}, {p.grads_stride[0], p.grads_stride[1]}};
+  kernel<<<grid_for(p.batch), kThreads, 0, static_cast<cudaStream_t>(p.stream)>>>(
+      p.device_program, params, grads, strides, vectorizable<N>(params, strides.params),
+      vectorizable<N>(grads, strides.grads), rest..., p.batch);
+  check(cudaGetLastError(), what);
+}
+
+}  // namespace sp::cuda
