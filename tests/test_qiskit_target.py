@@ -126,6 +126,19 @@ def test_noiseless_aer_is_within_shot_noise(rng):
         assert ((got.double() - exact).abs() <= 5 * sigma + 1e-4).all(), circuit
 
 
+def test_a_circuit_that_reads_no_input_runs_on_a_target(rng):
+    """The rows still set the batch when the circuit reads neither params nor grads (found by the
+    random circuits above: given both inputs, neither reached the job)."""
+    from qiskit_aer import AerSimulator
+
+    target = sp.QiskitTarget(AerSimulator(), shots=100, seed=int(rng.integers(1 << 30)))
+    circuit = sp.Circuit(2).x(1)  # <Z_0> = 1, <Z_1> = -1 exactly, with any number of shots
+    theta, g = _rows(rng, 3, 2)
+    for inputs in ((theta, g), (theta, None), (None, g)):
+        got = sp.simulate(circuit, *inputs, backend=target)
+        assert torch.equal(got, torch.tensor([[1.0, -1.0]] * 3, dtype=torch.float64))
+
+
 def test_batch_and_session_modes_and_numpy_inputs(rng):
     from qiskit_aer import AerSimulator
 

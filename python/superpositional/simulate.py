@@ -139,7 +139,7 @@ class _Inputs:
 
     def batch(self, circuit: Circuit, keep_graph: bool = False) -> Batch:
         """The ``[size, n]`` rows the circuit reads, in the compute dtype (``None`` for an input it
-        does not read; params stand in to set the batch of a circuit that reads nothing)."""
+        does not read)."""
 
         def rows(t: torch.Tensor | None, wanted: bool) -> torch.Tensor | None:
             if t is None or not wanted:
@@ -147,9 +147,11 @@ class _Inputs:
             t = t if keep_graph else t.detach()
             return t.to(compute_dtype(self.dtype)).reshape(self.size, self.n)
 
+        # A circuit that reads no input still gets one, to carry the batch (for Qiskit's PUB rows).
+        reads_nothing = not (circuit.uses_params or circuit.uses_grads)
         return Batch(
-            rows(self.params, circuit.uses_params or self.grads is None),
-            rows(self.grads, circuit.uses_grads),
+            rows(self.params, circuit.uses_params or reads_nothing),
+            rows(self.grads, circuit.uses_grads or (reads_nothing and self.params is None)),
             self.size,
             compute_dtype(self.dtype),
             self.device,
