@@ -8,7 +8,6 @@ these, never the other way round.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -56,9 +55,9 @@ class StepTensors(NamedTuple):
         return StepTensors(*([column[i] for i in indices] for column in self))
 
 
-@dataclass(frozen=True)
-class StepConfig:
-    """The options of one param group's step (docs/design.md, *The mathematics*)."""
+class StepConfig(NamedTuple):
+    """The options of one param group's step (docs/design.md, *The mathematics*). A named tuple:
+    built once per group and step, so it must cost next to nothing."""
 
     lr: float | torch.Tensor
     beta1: float
@@ -71,7 +70,7 @@ class StepConfig:
     coverage: str
 
     def replace(self, **changes: object) -> StepConfig:
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
     def hyperparameters(self) -> tuple[float, float, float, float, float, bool]:
         """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize)``, in the order the kernels'

@@ -8,6 +8,7 @@ checks, allocates outputs and passes raw pointers, strides and the extension's e
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["device_program", "fused_step", "simulate", "simulate_backward"]
 
+_DTYPE_NAMES = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.bfloat16: "bfloat16",
+    torch.float16: "float16",
+}
+
 # circuit -> {(device, keep_state): uint8 device tensor holding the compiled Program}
 _DEVICE_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -37,18 +45,22 @@ def device_program(circuit: Circuit, device: torch.device, keep_state: bool = Fa
     return cache[key]
 
 
+@functools.cache
+def _entry_point(name: str) -> Any:
+    return getattr(require_extension(), name)
+
+
 def _launch(entry: str, circuit: Circuit, device: torch.device, *args: Any, keep_state: bool = False) -> None:
     """Call the extension's ``<entry>_cpu`` or ``<entry>_cuda`` for ``device``: the same arguments,
     with the device copy of the program and the current stream, or the OpenMP thread count."""
-    ext = require_extension()
     program = circuit.program(keep_state=keep_state)
     if device.type == "cuda":
         with torch.cuda.device(device):
             stream = torch.cuda.current_stream(device).cuda_stream
             copy = device_program(circuit, device, keep_state).data_ptr()
-            getattr(ext, f"{entry}_cuda")(program, copy, *args, stream)
+            _entry_point(entry + "_cuda")(program, copy, *args, stream)
     else:
-        getattr(ext, f"{entry}_cpu")(program, *args, torch.get_num_threads())
+        _entry_point(entry + "_cpu")(program, *args, torch.get_num_threads())
 
 
 def _inputs(batch: Batch) -> tuple:
@@ -60,8 +72,14 @@ def _inputs(batch: Batch) -> tuple:
     return (*pointer(batch.params), *pointer(batch.grads))
 
 
+@functools.cache
+def _enum(kind: str, name: str) -> Any:
+    """A member of one of the extension's enums (``DType``, ``ParamType``, ``Coverage``), by name."""
+    return getattr(getattr(require_extension(), kind), name)
+
+
 def _dtype(dtype: torch.dtype) -> Any:
-    return getattr(require_extension().DType, str(dtype).removeprefix("torch."))
+    return _enum("DType", _DTYPE_NAMES[dtype])
 
 
 def simulate(
@@ -204,23 +222,23 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
     ``lr`` given as a float32 tensor on that device is read there too, so a GPU step can be captured
     in a CUDA graph and replayed.
     """
-    ext = require_extension()
     device = tensors.params[0].device
     lr, lr_device = config.lr, 0
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
         lr, lr_device = 0.0, lr.data_ptr()
-    for dtype, indices in _by_dtype(tensors.params).items():
-        table = _TensorTable(tensors.select(indices))
+    by_dtype = _by_dtype(tensors.params)
+    for dtype, indices in by_dtype.items():
+        table = _TensorTable(tensors if len(by_dtype) == 1 else tensors.select(indices))
         _launch(
             "step",
             config.circuit,
             device,
             table.address,
             len(indices),
-            getattr(ext.ParamType, str(dtype).removeprefix("torch.")),
+            _enum("ParamType", _DTYPE_NAMES[dtype]),
             float(lr),
             lr_device,
             *config.hyperparameters(),
-            getattr(ext.Coverage, config.coverage),
+            _enum("Coverage", config.coverage),
         )
         table.write_back()

@@ -44,6 +44,8 @@ Exchange = Callable[[Any, torch.Tensor], list[torch.Tensor]]
 
 def is_sharded(t: torch.Tensor) -> bool:
     """Whether ``t`` is a DTensor (a parameter of FSDP2 or of tensor parallelism)."""
+    # Imported here, not at the top: torch.distributed.tensor takes 0.4 s to import, and a run that
+    # has no DTensor need not pay for it. (torch.compile traces this import: no functools.cache.)
     try:
         from torch.distributed.tensor import DTensor
     except ImportError:  # pragma: no cover - torch built without distributed
