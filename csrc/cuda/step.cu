@@ -113,8 +113,8 @@ template <class S>
 __device__ __forceinline__ AdamWConstants<S> tensor_constants(const AdamWHyper& hyper,
                                                               const float* __restrict__ lr_device,
                                                               const float* step) {
-  const double lr = lr_device != nullptr ? static_cast<double>(*lr_device) : hyper.lr;
-  return adamw_constants<S>(hyper, lr, static_cast<double>(*step + 1.0f));
+  const S lr = lr_device != nullptr ? static_cast<S>(*lr_device) : static_cast<S>(hyper.lr);
+  return adamw_constants<S, S>(hyper, lr, static_cast<S>(*step + 1.0f));
 }
 
 // skip_first: leave each tensor's first group to another launch (coverage "paper").
