@@ -5,7 +5,8 @@
 # The paper's experiments on the GPU (each stage fits one 10-minute device call):
 # bash bench/h200.sh demo  /  bash bench/h200.sh finetune MODEL SEED...
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
-# .whl/ and .whl/ft/, installed once per machine into /tmp/site.
+# .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
+# .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
 set -uo pipefail
 OUT=${OUT:-/tmp/h200-out}
 mkdir -p "$OUT"
