@@ -139,6 +139,18 @@ def test_a_circuit_that_reads_no_input_runs_on_a_target(rng):
         assert torch.equal(got, torch.tensor([[1.0, -1.0]] * 3, dtype=torch.float64))
 
 
+def test_a_target_takes_the_inputs_simulate_takes(rng):
+    """One input check for every backend: a reversed numpy view (negative strides) works on a target
+    as it does on the kernel (the target's own copy of the checks once refused it)."""
+    from qiskit_aer import AerSimulator
+
+    target = sp.QiskitTarget(AerSimulator(), shots=100, seed=int(rng.integers(1 << 30)))
+    circuit = sp.Circuit(2).x(1).ry(0, sp.param(0, scale=0.0))  # reads params; <Z> = (1, -1) exactly
+    theta = rng.normal(size=(4, 2))[::-1]
+    got = sp.simulate(circuit, theta, backend=target)
+    assert isinstance(got, np.ndarray) and np.array_equal(got, sp.simulate(circuit, theta, backend="cpu"))
+
+
 def test_batch_and_session_modes_and_numpy_inputs(rng):
     from qiskit_aer import AerSimulator
 
