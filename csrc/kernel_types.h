@@ -16,6 +16,11 @@ enum class DType : int { kFloat32 = 0, kFloat64 = 1 };
 // float64 parameters); exp_avg and exp_avg_sq are float32 for the 16-bit types.
 enum class ParamType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
+// The math type of a parameter storage type P: double for double, float for
+// every other (float, bfloat16, half), as geometry.compute_dtype says in Python.
+template <class P>
+using MathOf = std::conditional_t<std::is_same_v<P, double>, double, float>;
+
 // Which coordinates form circuit groups (docs/design.md, The mathematics).
 enum class Coverage : int {
   kPaper = 0,  // the first n elements of each flattened tensor; e = 0 elsewhere

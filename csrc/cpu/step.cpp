@@ -29,9 +29,6 @@ inline void adamw(P* __restrict p, const P* __restrict g, M* __restrict m, M* __
   }
 }
 
-template <class P>
-using MathOf = std::conditional_t<std::is_same_v<P, double>, double, float>;
-
 // Elements per unit of work that one thread takes at a time: plain AdamW, and
 // coverage "all" (whose chunks keep their expectations in L1).
 constexpr std::int64_t kChunkElements = 1 << 14;

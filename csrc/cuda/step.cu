@@ -37,9 +37,6 @@ struct Launch {
 // keep the plain pass free of the circuits' registers.
 enum Circuits : int { kNone = 0, kProductState = 1, kStatevector = 2 };
 
-template <class P>
-using MathOf = std::conditional_t<std::is_same_v<P, double>, double, float>;
-
 // How a parameter type converts to and from its math type: the 16-bit types go
 // through float, rounding to nearest even as torch does.
 template <class P>

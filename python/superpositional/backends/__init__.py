@@ -18,12 +18,12 @@ from . import aer, kernel, reference
 from .base import Backend, Batch, StepConfig, StepTensors
 
 __all__ = [
+    "NAMES",
     "Backend",
     "Batch",
     "StepConfig",
     "StepTensors",
     "available_backends",
-    "get",
     "is_available",
     "kernel_for",
     "resolve",
@@ -69,6 +69,10 @@ _REGISTRY: dict[str, Backend] = {
 }
 
 
+# Every name the registry holds, usable here or not (what a param group's ``backend`` may name).
+NAMES = tuple(_REGISTRY)
+
+
 def is_available(name: str) -> bool:
     """Whether the backend named ``name`` is usable here."""
     entry = _REGISTRY.get(name)
@@ -78,11 +82,6 @@ def is_available(name: str) -> bool:
 def available_backends() -> list[str]:
     """Names of the backends usable here, e.g. ``["cpu", "cuda", "torch", "aer"]``."""
     return [name for name, entry in _REGISTRY.items() if entry.available()]
-
-
-def get(name: str) -> Backend:
-    """The registry's entry for ``name`` (a ``KeyError`` for names it does not hold)."""
-    return _REGISTRY[name]
 
 
 def kernel_for(device: torch.device) -> Backend:

@@ -20,6 +20,7 @@ from ..circuit import Circuit
 from ..geometry import compute_dtype
 from . import functional, ops
 from .options import PARAM_DTYPES, check_group, config_of
+from .qiskit_groups import STATE_KEY as QISKIT_STATE_KEY
 from .qiskit_groups import QiskitGroups
 
 __all__ = ["SuperpositionalAdamW", "state_dtype"]
@@ -178,7 +179,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         )
         kept_backends = QiskitGroups.kept_backends(saved_groups, self.param_groups)
         for saved, kept in zip(saved_groups, kept_backends):
-            options = {k: v for k, v in saved.items() if k not in ("params", "qiskit")}
+            options = {k: v for k, v in saved.items() if k not in ("params", QISKIT_STATE_KEY)}
             if kept is not None:
                 options["backend"] = kept
             check_group({**self.defaults, **options})

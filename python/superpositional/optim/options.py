@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .. import backends
 from ..backends.base import StepConfig
 from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
@@ -19,7 +20,7 @@ from ..geometry import COVERAGES
 __all__ = ["PARAM_DTYPES", "STEP_BACKENDS", "check_group", "config_of"]
 
 PARAM_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-STEP_BACKENDS = ("auto", "cpu", "cuda", "torch", "aer")
+STEP_BACKENDS = ("auto", *backends.NAMES)
 
 
 def config_of(group: dict[str, Any]) -> StepConfig:

@@ -16,7 +16,7 @@ from typing import Any
 from ..backends.qiskit.dispatch import Dispatcher
 from ..backends.qiskit.target import QiskitTarget
 
-__all__ = ["QiskitGroups", "is_qiskit"]
+__all__ = ["STATE_KEY", "QiskitGroups", "is_qiskit"]
 
 STATE_KEY = "qiskit"
 
