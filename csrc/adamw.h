@@ -18,6 +18,7 @@ struct AdamWHyper {
   double weight_decay = 1e-2;
   double quantum_weight = 0.1;  // lambda, the weight of the circuit term
   bool maximize = false;
+  bool amsgrad = false;  // divide by the running maximum of v (torch's amsgrad=True)
 };
 
 // The constants of one tensor's step, in the math type S.
@@ -63,12 +64,19 @@ SP_INLINE AdamWConstants<S> adamw_constants(const AdamWHyper& h, C lr, C t) {
 //   p -= step_size m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // then, with the circuit term (kCircuit), p -= lr lambda e g. g is the signed
 // gradient (times c.grad_sign): the circuit that gave e read it too. e is not
-// read without the circuit term.
-template <bool kCircuit, class S>
-SP_INLINE void adamw_update(S& p, S& m, S& v, S g, S e, const AdamWConstants<S>& c) {
+// read without the circuit term. With AMSGrad (kAmsgrad) v_max = max(v_max, v),
+// NaN-propagating as torch.maximum, takes v's place under the root; v_max is
+// neither read nor written without it.
+template <bool kCircuit, bool kAmsgrad, class S>
+SP_INLINE void adamw_update(S& p, S& m, S& v, S& v_max, S g, S e, const AdamWConstants<S>& c) {
   m = m + c.one_minus_beta1 * (g - m);
   v = c.beta2 * v + c.one_minus_beta2 * (g * g);
-  const S denom = std::sqrt(v) / c.bias_correction2_sqrt + c.eps;
+  S root_of = v;
+  if constexpr (kAmsgrad) {
+    v_max = (v > v_max || v != v) ? v : v_max;
+    root_of = v_max;
+  }
+  const S denom = std::sqrt(root_of) / c.bias_correction2_sqrt + c.eps;
   S updated = p * c.decay;
   updated = updated - c.step_size * (m / denom);
   if constexpr (kCircuit) updated = updated - c.lr_lambda * e * g;

@@ -95,7 +95,7 @@ void set_batch(sp::BatchParams& p, const sp::Program& prog, const BatchArgs& in,
 }
 
 // The fused step's tensor table: `address` holds n rows laid out as sp::StepTensor.
-const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
+const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n, bool amsgrad) {
   if (n < 0) throw std::invalid_argument("n_tensors must be non-negative");
   if (n > 0 && address == 0) throw std::invalid_argument("no tensor table");
   const auto* tensors = reinterpret_cast<const sp::StepTensor*>(address);
@@ -103,7 +103,8 @@ const sp::StepTensor* checked_tensor_table(std::uintptr_t address, int n) {
     const sp::StepTensor& t = tensors[i];
     if (t.numel < 0 || (t.numel > 0 && (t.row_length <= 0 || t.numel % t.row_length != 0)))
       throw std::invalid_argument("tensor " + std::to_string(i) + ": row_length must divide numel");
-    if (t.step == nullptr || (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq)))
+    if (t.step == nullptr ||
+        (t.numel > 0 && (!t.param || !t.grad || !t.exp_avg || !t.exp_avg_sq || (amsgrad && !t.max_exp_avg_sq))))
       throw std::invalid_argument("tensor " + std::to_string(i) + ": missing buffer");
   }
   return tensors;
@@ -162,14 +163,14 @@ void backward(const On& on, const sp::Program& prog, const BatchArgs& in, std::u
   run_on(on, p);
 }
 
-// `tensors` is the address of an int64 array of n_tensors rows of 7 words laid
+// `tensors` is the address of an int64 array of n_tensors rows of 8 words laid
 // out as sp::StepTensor (pointers, numel, row_length).
 template <class On>
 void step(const On& on, const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
           const sp::AdamWHyper& hyper, std::uintptr_t lr_device, sp::Coverage coverage) {
   sp::StepParams p;
   p.program = &prog;
-  p.tensors = checked_tensor_table(tensors, n_tensors);
+  p.tensors = checked_tensor_table(tensors, n_tensors, hyper.amsgrad);
   p.n_tensors = n_tensors;
   p.dtype = dtype;
   p.hyper = hyper;
@@ -279,13 +280,13 @@ PYBIND11_MODULE(_C, m) {
       "step_cpu",
       [](const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype, double lr,
          std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay, double quantum_weight,
-         bool maximize, sp::Coverage coverage, int num_threads) {
+         bool maximize, bool amsgrad, sp::Coverage coverage, int num_threads) {
         step(OnCpu{num_threads}, prog, tensors, n_tensors, dtype,
-             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize}, lr_device, coverage);
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad}, lr_device, coverage);
       },
       py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"),
       py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-      py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"), py::arg("num_threads"),
+      py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"), py::arg("coverage"), py::arg("num_threads"),
       "The fused AdamW + circuit step over many tensors (CPU).");
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
@@ -329,13 +330,13 @@ PYBIND11_MODULE(_C, m) {
       "step_cuda",
       [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
          double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay,
-         double quantum_weight, bool maximize, sp::Coverage coverage, std::uintptr_t stream) {
+         double quantum_weight, bool maximize, bool amsgrad, sp::Coverage coverage, std::uintptr_t stream) {
         step(OnCuda{program, stream}, prog, tensors, n_tensors, dtype,
-             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize}, lr_device, coverage);
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad}, lr_device, coverage);
       },
       py::arg("host_program"), py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
       py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("coverage"),
+      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"), py::arg("coverage"),
       py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
   m.def("cuda_devices", [] {
     const sp::cuda::DeviceInfo info = sp::cuda::device_info();

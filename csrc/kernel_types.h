@@ -35,11 +35,12 @@ struct StepTensor {
   const void* grad;
   void* exp_avg;
   void* exp_avg_sq;
+  void* max_exp_avg_sq;  // AMSGrad's running maximum of exp_avg_sq; null without AMSGrad
   float* step;  // the state's float32 step counter; the kernel reads it and adds 1
   std::int64_t numel;
   std::int64_t row_length;  // elements per row: numel / size(0) for dim >= 2, else numel
 };
-static_assert(sizeof(StepTensor) == 7 * sizeof(std::int64_t), "StepTensor is passed as 7 int64 words");
+static_assert(sizeof(StepTensor) == 8 * sizeof(std::int64_t), "StepTensor is passed as 8 int64 words");
 
 // Calls f(std::integral_constant<int, n>{}) for the run-time qubit count n, so
 // kernels get the state size (and loop bounds) at compile time.

@@ -39,6 +39,12 @@ def _require(module: str) -> None:
 
 
 @pytest.fixture
+def require():
+    """``require(module)`` skips (or fails under CI) when an optional module is missing."""
+    return _require
+
+
+@pytest.fixture
 def aer() -> None:
     """Skips (or fails under CI) when Qiskit Aer is missing."""
     _require("qiskit")

@@ -99,7 +99,8 @@ def test_the_step_compiles_whole_without_qiskit(monkeypatch, rng):
     assert float(optimizer.state[next(model.parameters())]["step"]) == 1
 
 
-def test_the_op_passes_opcheck(rng):
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_the_op_passes_opcheck(rng, amsgrad):
     params = [torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in [(3, 5), (7,)]]
     grads = [torch.randn_like(p) for p in params]
     states = [torch.zeros_like(p) for p in params]
@@ -110,6 +111,7 @@ def test_the_op_passes_opcheck(rng):
         states,
         [torch.rand_like(p) for p in params],
         [torch.zeros(()) for _ in params],
+        [torch.rand_like(p) for p in params] if amsgrad else [],
         1e-3,
         None,
         0.9,
@@ -118,6 +120,7 @@ def test_the_op_passes_opcheck(rng):
         0.01,
         0.5,
         False,
+        amsgrad,
         ops.register(circuit),
         "all",
     )

@@ -67,7 +67,7 @@ def _splits(rng, length, ranks):
     return list(itertools.pairwise(bounds))
 
 
-def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maximize, steps):
+def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maximize, steps, amsgrad=False):
     """Step sharded copies on `ranks` threads and the whole tensors in one; returns both results."""
     torch_rng = torch.Generator().manual_seed(int(rng.integers(2**31)))
     full = [torch.randn(s, generator=torch_rng, dtype=torch.float64).to(dtype) for s in shapes]
@@ -75,6 +75,7 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
     whole_m = [torch.zeros(p.shape, dtype=state_dtype) for p in full]
     whole_v = [torch.zeros(p.shape, dtype=state_dtype) for p in full]
     whole_steps = [torch.zeros((), dtype=torch.float32) for _ in full]
+    whole_max = [torch.zeros(p.shape, dtype=state_dtype) for p in full] if amsgrad else []
     # Shards along dim 0 (whole rows), as FSDP2's, with arbitrary uneven row counts.
     layouts = []
     for p in full:
@@ -92,6 +93,9 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
     local_m = [[torch.zeros(t.shape, dtype=state_dtype) for t in local[r]] for r in range(ranks)]
     local_v = [[torch.zeros(t.shape, dtype=state_dtype) for t in local[r]] for r in range(ranks)]
     local_steps = [[torch.zeros((), dtype=torch.float32) for _ in full] for _ in range(ranks)]
+    local_max = [
+        [torch.zeros(t.shape, dtype=state_dtype) for t in local[r]] if amsgrad else [] for r in range(ranks)
+    ]
     # A 0-d tensor cannot be split: every rank holds it whole (replicated, as FSDP2 leaves it).
     shards = [
         [
@@ -115,10 +119,15 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
 
         return exchange
 
-    config = _config(circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize)
-    for _ in range(steps):
-        grads = [torch.randn(p.shape, generator=torch_rng, dtype=torch.float64).to(dtype) for p in full]
-        fused_step(StepTensors(full, grads, whole_m, whole_v, whole_steps), config)
+    config = _config(
+        circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize, amsgrad=amsgrad
+    )
+    for step in range(steps):
+        scale = 10.0 if step % 2 else 0.1  # AMSGrad's maximum then differs from the latest exp_avg_sq
+        grads = [
+            scale * torch.randn(p.shape, generator=torch_rng, dtype=torch.float64).to(dtype) for p in full
+        ]
+        fused_step(StepTensors(full, grads, whole_m, whole_v, whole_steps, whole_max), config)
         local_grads = [
             [
                 g.reshape(-1, *g.shape[1:])[lay[r][2] : lay[r][3]].clone() if g.dim() else g.clone()
@@ -133,7 +142,12 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
                 step_sharded(
                     fused_step,
                     StepTensors(
-                        local[rank], local_grads[rank], local_m[rank], local_v[rank], local_steps[rank]
+                        local[rank],
+                        local_grads[rank],
+                        local_m[rank],
+                        local_v[rank],
+                        local_steps[rank],
+                        local_max[rank],
                     ),
                     config,
                     simulate=simulate,
@@ -161,16 +175,17 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
     return full, joined, steps_seen
 
 
+@pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("coverage", ["paper", "all"])
 @pytest.mark.parametrize("preset", ["paper", "entangled"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_emulated_shards_match_the_unsharded_step(coverage, preset, dtype, rng):
+def test_emulated_shards_match_the_unsharded_step(coverage, preset, dtype, amsgrad, rng):
     n = int(rng.integers(3, 6))
     circuit = getattr(sp.circuits, preset)(n)
     shapes = [(int(rng.integers(1, 30)),), (int(rng.integers(2, 9)), int(rng.integers(1, 5))), (7,), (2,), ()]
     ranks = int(rng.integers(2, 5))
     full, joined, steps_seen = _emulate(
-        ranks, rng, shapes, dtype, circuit, coverage, 0.7, bool(rng.integers(2)), steps=4
+        ranks, rng, shapes, dtype, circuit, coverage, 0.7, bool(rng.integers(2)), steps=4, amsgrad=amsgrad
     )
     tol = {torch.float32: 2e-6, torch.float64: 1e-13, torch.bfloat16: 1e-2}[dtype]
     for expected, got in zip(full, joined):

@@ -210,8 +210,9 @@ def test_adamw_checkpoint_loads_and_goes_back(rng):
         p.data.copy_(q.data)
     ours = sp.SuperpositionalAdamW(params_ours, quantum_weight=0.0)
     ours.load_state_dict(adamw.state_dict())
-    assert ours.param_groups[0]["coverage"] == "paper"  # missing keys take defaults
-    assert ours.param_groups[0]["quantum_weight"] == 0.0  # ... and this optimizer's own setting
+    assert ours.group_options(0)["coverage"] == "paper"  # missing keys take defaults
+    assert ours.group_options(0)["quantum_weight"] == 0.0  # ... and this optimizer's own setting
+    assert "quantum_weight" not in ours.param_groups[0]  # ... which the group follows
     for _ in range(5):
         _set_grads(rng, params_ours, params_torch)
         ours.step()
@@ -287,7 +288,8 @@ def test_param_groups_keep_their_own_options(rng):
     ]
     opt_a = sp.SuperpositionalAdamW(groups(a), lr=1e-2)
     opt_b = sp.SuperpositionalAdamW(groups(b), lr=1e-2, backend="torch")
-    assert opt_a.param_groups[1]["coverage"] == "paper" and opt_a.param_groups[1]["lr"] == 5e-2
+    assert opt_a.group_options(1)["coverage"] == "paper" and opt_a.param_groups[1]["lr"] == 5e-2
+    assert opt_a.param_groups[0]["coverage"] == "all" and "coverage" not in opt_a.param_groups[1]
     for _ in range(5):
         _set_grads(rng, a, b)
         opt_a.step()

@@ -16,20 +16,22 @@ from unchanged import Snapshot
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(lr=float("nan")), ValueError, "lr must be finite"),
-        (dict(lr=-1e-3), ValueError, "lr must be >= 0"),
-        (dict(lr=torch.tensor([1e-3, 2e-3])), ValueError, "exactly one element"),
-        (dict(eps=float("inf")), ValueError, "eps must be finite"),
-        (dict(weight_decay=float("nan")), ValueError, "weight_decay must be finite"),
+        (dict(lr=float("nan")), ValueError, "^Invalid learning rate: nan"),
+        (dict(lr=float("inf")), ValueError, r"^Invalid learning rate: inf \(lr must be finite\)"),
+        (dict(lr=-1e-3), ValueError, "^Invalid learning rate: -0.001"),
+        (dict(lr=torch.tensor([1e-3, 2e-3])), ValueError, "^Tensor lr must be 1-element"),
+        (dict(eps=float("inf")), ValueError, r"^Invalid epsilon value: inf \(eps must be finite\)"),
+        (dict(weight_decay=float("nan")), ValueError, "^Invalid weight_decay value: nan"),
         (dict(quantum_weight=float("inf")), ValueError, "quantum_weight must be finite"),
         (dict(quantum_weight="big"), TypeError, "quantum_weight must be a real number"),
-        (dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\)"),
-        (dict(betas=(float("nan"), 0.99)), ValueError, r"betas\[0\]"),
+        (dict(betas=(0.9, 1.0)), ValueError, "^Invalid beta parameter at index 1: 1.0"),
+        (dict(betas=(float("nan"), 0.99)), ValueError, "^Invalid beta parameter at index 0: nan"),
         (dict(betas=0.9), ValueError, "pair"),
         (dict(coverage="some"), ValueError, "coverage must be 'paper' or 'all'"),
         (dict(circuit="paper"), TypeError, "superpositional.Circuit"),
         (dict(backend="gpu"), ValueError, "backend must be one of"),
-        (dict(amsgrad=True), ValueError, "amsgrad"),
+        (dict(differentiable=True), ValueError, "differentiable=True is not supported"),
+        (dict(amsgrad=1), TypeError, "amsgrad must be a bool"),
         (dict(maximize=1), TypeError, "maximize must be a bool"),
     ],
 )
@@ -71,17 +73,17 @@ def test_hyperparameter_made_non_finite_later_changes_nothing():
     bad.grad = torch.randn(5)
     opt.param_groups[1]["lr"] = float("nan")
     snapshot = Snapshot(opt)
-    with pytest.raises(ValueError, match="lr must be finite"):
+    with pytest.raises(ValueError, match="Invalid learning rate: nan"):
         opt.step()
     snapshot.assert_unchanged()
 
 
 def test_unsupported_dtype_changes_nothing():
-    p = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    p = torch.arange(3, dtype=torch.int32)  # torch.optim takes any leaf tensor; the step must refuse it
     opt = sp.SuperpositionalAdamW([p])
-    p.grad = torch.randn(3, dtype=torch.complex64)
+    p.grad = torch.ones(3, dtype=torch.int32)
     before = p.detach().clone()
-    with pytest.raises(TypeError, match="float32, float64, bfloat16 or float16"):
+    with pytest.raises(TypeError, match=r"float16, complex64 or complex128, got torch\.int32"):
         opt.step()
     assert torch.equal(p.detach(), before) and not opt.state
 
@@ -125,8 +127,11 @@ def test_state_dict_of_the_wrong_shape_is_refused_before_anything_changes():
 def test_state_dict_with_other_groups_is_refused():
     opt, good, bad = _two_groups()
     other = sp.SuperpositionalAdamW([good, bad])
-    with pytest.raises(ValueError, match="param groups do not match"):
+    with pytest.raises(ValueError, match=r"^loaded state dict has a different number of parameter groups"):
         opt.load_state_dict(other.state_dict())
+    resized = sp.SuperpositionalAdamW([{"params": [good, bad]}, {"params": []}])
+    with pytest.raises(ValueError, match=r"^loaded state dict contains a parameter group that doesn't match"):
+        opt.load_state_dict(resized.state_dict())
 
 
 def test_state_dict_with_bad_options_is_refused():
@@ -135,15 +140,4 @@ def test_state_dict_with_bad_options_is_refused():
     state_dict["param_groups"][0]["coverage"] = "everything"
     with pytest.raises(ValueError, match="coverage"):
         opt.load_state_dict(state_dict)
-    assert opt.param_groups[0]["coverage"] == "all"
-
-
-def test_amsgrad_checkpoint_is_refused():
-    p = torch.nn.Parameter(torch.randn(4))
-    adamw = torch.optim.AdamW([p], amsgrad=True)
-    p.grad = torch.randn(4)
-    adamw.step()
-    opt = sp.SuperpositionalAdamW([p])
-    with pytest.raises(ValueError, match="amsgrad"):
-        opt.load_state_dict(adamw.state_dict())
-    assert not opt.state
+    assert opt.group_options(0)["coverage"] == "all"

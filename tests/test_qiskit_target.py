@@ -381,9 +381,9 @@ def test_training_never_waits_for_a_job_and_then_uses_its_result(rng, monkeypatc
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("coverage", ["paper", "all"])
-@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize(("maximize", "amsgrad"), [(False, False), (True, False), (False, True)])
 def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
-    dtype, coverage, maximize, rng
+    dtype, coverage, maximize, amsgrad, rng
 ):
     """Oracle: the torch reference step with e = the device's values on the circuits the result
     covers and the kernel's elsewhere."""
@@ -412,6 +412,8 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
         return e, None
 
     state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    # AMSGrad's running maximum from earlier steps: larger than this step's exp_avg_sq in places.
+    maxima = [torch.from_numpy(rng.uniform(0, 0.2, size=s)).to(state_dtype) for s in SHAPES]
 
     def fresh(ps):
         return StepTensors(
@@ -420,6 +422,7 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
             [torch.zeros_like(p, dtype=state_dtype) for p in ps],
             [torch.zeros_like(p, dtype=state_dtype) for p in ps],
             [torch.zeros((), dtype=torch.float32) for _ in ps],
+            [m.clone() for m in maxima] if amsgrad else [],
         )
 
     config = StepConfig(
@@ -432,6 +435,7 @@ def test_a_step_with_received_expectations_is_the_step_with_those_expectations(
         maximize=maximize,
         circuit=circuit,
         coverage=coverage,
+        amsgrad=amsgrad,
     )
     qiskit_step.step(
         fresh(params),

@@ -12,7 +12,8 @@ from unchanged import Snapshot
 
 def _stepped() -> tuple[sp.SuperpositionalAdamW, torch.nn.Parameter]:
     p = torch.nn.Parameter(torch.tensor([1.0, float("nan"), 3.0]))
-    opt = sp.SuperpositionalAdamW([p], betas=[0.9, 0.99], quantum_weight=0.0)
+    opt = sp.SuperpositionalAdamW([p], quantum_weight=0.0)
+    opt.param_groups[0]["betas"] = [0.9, 0.99]  # a list a user set, which a change may mutate in place
     p.grad = torch.ones(3)
     opt.step()
     return opt, p

@@ -14,18 +14,39 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
+// The state tensors of one tensor's step, at an element offset.
+template <class M>
+struct Moments {
+  M* m;
+  M* v;
+  M* v_max;  // null without AMSGrad
+
+  Moments at(std::int64_t offset) const { return {m + offset, v + offset, v_max ? v_max + offset : nullptr}; }
+};
+
 // AdamW (adamw.h) on `count` consecutive elements, with the circuit term when
 // kQuantum. One vector loop: the element update is force-inlined into it.
-template <bool kQuantum, class P, class S, class M>
-inline void adamw(P* __restrict p, const P* __restrict g, M* __restrict m, M* __restrict v,
-                  const S* __restrict e, std::int64_t count, const AdamWConstants<S>& c) {
+template <bool kQuantum, bool kAmsgrad, class P, class S, class M>
+inline void adamw_loop(P* __restrict p, const P* __restrict g, M* __restrict m, M* __restrict v,
+                       M* __restrict v_max, const S* __restrict e, std::int64_t count, const AdamWConstants<S>& c) {
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
-    S pi = load_as<S>(p[i]), mi = m[i], vi = v[i];
-    adamw_update<kQuantum>(pi, mi, vi, load_as<S>(g[i]) * c.grad_sign, kQuantum ? e[i] : S(0), c);
+    S pi = load_as<S>(p[i]), mi = m[i], vi = v[i], wi = kAmsgrad ? v_max[i] : S(0);
+    adamw_update<kQuantum, kAmsgrad>(pi, mi, vi, wi, load_as<S>(g[i]) * c.grad_sign, kQuantum ? e[i] : S(0), c);
     m[i] = mi;
     v[i] = vi;
+    if constexpr (kAmsgrad) v_max[i] = wi;
     p[i] = store_as<P>(pi);
+  }
+}
+
+template <bool kQuantum, class P, class S, class M>
+inline void adamw(P* p, const P* g, const Moments<M>& s, const S* e, std::int64_t count,
+                  const AdamWConstants<S>& c) {
+  if (s.v_max != nullptr) {
+    adamw_loop<kQuantum, true>(p, g, s.m, s.v, s.v_max, e, count, c);
+  } else {
+    adamw_loop<kQuantum, false>(p, g, s.m, s.v, s.v_max, e, count, c);
   }
 }
 
@@ -88,8 +109,10 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
   const AdamWConstants<S> constants = adamw_constants<S>(sp.hyper, lr, static_cast<double>(*t.step));
   P* p = static_cast<P*>(t.param);
   const P* g = static_cast<const P*>(t.grad);
-  M* m = static_cast<M*>(t.exp_avg);
-  M* v = static_cast<M*>(t.exp_avg_sq);
+  const Moments<M> moments{static_cast<M*>(t.exp_avg), static_cast<M*>(t.exp_avg_sq),
+                           sp.hyper.amsgrad ? static_cast<M*>(t.max_exp_avg_sq) : nullptr};
+  M* m = moments.m;
+  M* v = moments.v;
   const bool quantum = sp.hyper.quantum_weight != 0.0;
 
   if (sp.coverage == Coverage::kPaper || !quantum) {
@@ -109,10 +132,10 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
                                   n = count;
                                 },
                                 e);
-        adamw<true>(p, g, m, v, e, count, constants);
+        adamw<true>(p, g, moments, e, count, constants);
         begin = count;
       }
-      adamw<false>(p + begin, g + begin, m + begin, v + begin, static_cast<const S*>(nullptr), end - begin, constants);
+      adamw<false>(p + begin, g + begin, moments.at(begin), static_cast<const S*>(nullptr), end - begin, constants);
     }
     return;
   }
@@ -164,7 +187,7 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
       tile_expectations<P, N>(prog, t, lanes, rows_divide && lanes == W, tile_begin, constants.grad_sign, place,
                               e + (tile_begin - begin));
     }
-    adamw<true>(p + begin, g + begin, m + begin, v + begin, e, end - begin, constants);
+    adamw<true>(p + begin, g + begin, moments.at(begin), e, end - begin, constants);
   }
 }
 

@@ -115,7 +115,8 @@ __device__ __forceinline__ AdamWConstants<S> tensor_constants(const AdamWHyper& 
 }
 
 // skip_first: leave each tensor's first group to another launch (coverage "paper").
-template <class P, int N, int kCircuits>
+// kAmsgrad: each group also reads and writes its max_exp_avg_sq.
+template <class P, int N, int kCircuits, bool kAmsgrad>
 __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restrict__ program, const Launch launch,
                                                         const AdamWHyper hyper, const float* __restrict__ lr_device,
                                                         bool skip_first) {
@@ -153,12 +154,15 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
     const P* g = static_cast<const P*>(t.grad) + offset;
     S* m = static_cast<S*>(t.exp_avg) + offset;
     S* v = static_cast<S*>(t.exp_avg_sq) + offset;
-    const bool aligned = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
-    S pv[N], gv[N], mv[N], vv[N], e[N];
+    S* v_max = kAmsgrad ? static_cast<S*>(t.max_exp_avg_sq) + offset : nullptr;
+    const bool aligned =
+        aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v) && (!kAmsgrad || aligned16(v_max));
+    S pv[N], gv[N], mv[N], vv[N], wv[N], e[N];
     load_group<P, N>(p, count, aligned, pv);
     load_group<P, N>(g, count, aligned, gv);
     load_group<S, N>(m, count, aligned, mv);
     load_group<S, N>(v, count, aligned, vv);
+    if constexpr (kAmsgrad) load_group<S, N>(v_max, count, aligned, wv);
 #pragma unroll
     for (int k = 0; k < N; ++k) gv[k] *= c.grad_sign;
     if constexpr (kCircuits == kProductState) {
@@ -170,10 +174,12 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
     }
     constexpr bool kCircuit = kCircuits != kNone;
 #pragma unroll
-    for (int k = 0; k < N; ++k) adamw_update<kCircuit>(pv[k], mv[k], vv[k], gv[k], kCircuit ? e[k] : S(0), c);
+    for (int k = 0; k < N; ++k)
+      adamw_update<kCircuit, kAmsgrad>(pv[k], mv[k], vv[k], wv[k], gv[k], kCircuit ? e[k] : S(0), c);
     store_group<P, N>(p, count, aligned, pv);
     store_group<S, N>(m, count, aligned, mv);
     store_group<S, N>(v, count, aligned, vv);
+    if constexpr (kAmsgrad) store_group<S, N>(v_max, count, aligned, wv);
   }
 }
 
@@ -208,8 +214,14 @@ template <class P, int N, int kCircuits>
 void launch_step(const StepParams& p, const Launch& launch, bool skip_first) {
   const std::int64_t total = launch.first_unit[launch.n_tensors];
   if (total == 0) return;
-  step_kernel<P, N, kCircuits><<<grid_for(total), kThreads, 0, static_cast<cudaStream_t>(p.stream)>>>(
-      p.device_program, launch, p.hyper, p.lr_device, skip_first);
+  const auto stream = static_cast<cudaStream_t>(p.stream);
+  if (p.hyper.amsgrad) {
+    step_kernel<P, N, kCircuits, true><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
+                                                                                p.lr_device, skip_first);
+  } else {
+    step_kernel<P, N, kCircuits, false><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
+                                                                                 p.lr_device, skip_first);
+  }
   check(cudaGetLastError(), "step kernel launch");
 }
 

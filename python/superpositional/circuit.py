@@ -10,6 +10,7 @@ to an optimizer) it is frozen; :meth:`Circuit.copy` gives an editable copy.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -238,6 +239,61 @@ class Circuit:
         fresh.observe(state["observables"])
         self.__dict__.update(fresh.__dict__)
         self._frozen = bool(state["frozen"])
+
+    # -- plain data ----------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The circuit as JSON text: plain data that :meth:`from_json` rebuilds into an equal circuit.
+
+        Optimizer checkpoints hold this text, so that they load with ``torch.load``'s default
+        ``weights_only=True``. Floats are written exactly (shortest round-trip form).
+        """
+        gates = []
+        for g in self._gates:
+            entry: list[Any] = [g.name, list(g.qubits)]
+            if isinstance(g.angle, Input):
+                a = g.angle
+                entry.append({"source": a.source, "index": a.index, "scale": a.scale, "offset": a.offset})
+            elif g.angle is not None:
+                entry.append(g.angle)
+            gates.append(entry)
+        return json.dumps(
+            {"n_qubits": self._n_qubits, "gates": gates, "observables": list(self._observables)},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Circuit:
+        """The circuit :meth:`to_json` described (frozen, as a used circuit is); every part is checked
+        by the builder, so damaged text gets the builder's error naming what is wrong."""
+        if not isinstance(text, str):
+            raise TypeError(f"a circuit's JSON description is a str, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+            n_qubits, gates, observables = data["n_qubits"], data["gates"], data["observables"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"not a circuit's JSON description ({error}): {text[:80]!r}") from None
+        circuit = cls(n_qubits)
+        if not isinstance(gates, list):
+            raise ValueError(f"a circuit's JSON gates are a list, got {type(gates).__name__}")
+        for entry in gates:
+            if not isinstance(entry, list) or len(entry) not in (2, 3) or not isinstance(entry[1], list):
+                raise ValueError(f"a circuit's JSON gate is [name, [qubits], angle?], got {entry!r}")
+            name, qubits = entry[0], entry[1]
+            if name not in (*SINGLE_QUBIT_GATES, *TWO_QUBIT_GATES):
+                raise ValueError(f"unknown gate {name!r} in a circuit's JSON description")
+            arity = 2 if name in TWO_QUBIT_GATES else 1
+            if len(qubits) != arity or (name in ROTATIONS) != (len(entry) == 3):
+                raise ValueError(f"malformed {name} gate in a circuit's JSON description: {entry!r}")
+            angle = entry[2] if len(entry) == 3 else None
+            if isinstance(angle, dict):
+                try:
+                    angle = Input(angle["source"], angle["index"], angle["scale"], angle["offset"])
+                except KeyError as missing:
+                    raise ValueError(f"an angle input in a circuit's JSON lacks {missing}") from None
+            circuit._add(name, tuple(qubits), angle)
+        circuit.observe(observables)
+        return circuit.freeze()
 
     def __repr__(self) -> str:
         body = "; ".join(_gate_text(g) for g in self._gates)

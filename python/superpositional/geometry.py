@@ -15,6 +15,9 @@ table all ask it. The kernels implement the same rules in C++ (``csrc/cpu/step.c
   is element ``row * row_length + k * n + j`` of the flattened tensor.
 - Circuits and the update compute in float64 for float64 tensors and in float32 for every other
   dtype (bfloat16 and float16 included).
+- A complex tensor is stepped as its real view, as ``torch.optim.AdamW`` does (:func:`real_view`):
+  each row keeps its elements, real and imaginary parts interleaved (``re0, im0, re1, im1, ...``), so
+  a group of ``n`` inputs reads ``n / 2`` complex elements; a complex tensor of dim 0 or 1 is one row.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "gather_groups",
     "group_count",
     "group_index",
+    "real_view",
     "row_count",
     "row_length",
     "scatter_groups",
@@ -47,6 +51,22 @@ _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype circuits and the update compute in for tensors of ``dtype``."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def real_view(t: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as the real tensor its groups are drawn from (the tensor itself if real):
+    :func:`torch.view_as_real`, flattened to one row for dim 0 and 1. Shares ``t``'s storage; a
+    non-contiguous complex tensor of dim 1 has no such view and is refused."""
+    if not t.is_complex():
+        return t
+    real = torch.view_as_real(t)
+    if t.dim() <= 1:
+        if not real.is_contiguous():
+            raise ValueError(
+                "a non-contiguous complex tensor of dim 1 has no one-row real view; make it contiguous"
+            )
+        real = real.view(-1)
+    return real
 
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:

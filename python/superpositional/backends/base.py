@@ -42,17 +42,28 @@ class SimulateFn(Protocol):
 
 
 class StepTensors(NamedTuple):
-    """The tensors of one step, index by index: a parameter, its gradient and its state."""
+    """The tensors of one step, index by index: a parameter, its gradient and its state.
+
+    Complex parameters appear as their real views (:func:`torch.view_as_real`), states included.
+    ``max_exp_avg_sqs`` (AMSGrad's running maximum of ``exp_avg_sq``) is empty unless the step's
+    :class:`StepConfig` has ``amsgrad``.
+    """
 
     params: list[torch.Tensor]
     grads: list[torch.Tensor]
     exp_avgs: list[torch.Tensor]
     exp_avg_sqs: list[torch.Tensor]
     steps: list[torch.Tensor]  # float32 scalars on the parameters' device; a step adds 1
+    max_exp_avg_sqs: list[torch.Tensor] = []  # noqa: RUF012 - never mutated; a NamedTuple default
 
     def select(self, indices: Sequence[int]) -> StepTensors:
         """The tensors at ``indices``, in that order."""
-        return StepTensors(*([column[i] for i in indices] for column in self))
+        return StepTensors(*([column[i] for i in indices] if column else [] for column in self))
+
+    def rows(self) -> zip:
+        """``(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq or None)`` per tensor."""
+        maxima = self.max_exp_avg_sqs or [None] * len(self.params)
+        return zip(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, self.steps, maxima)
 
 
 class StepConfig(NamedTuple):
@@ -68,14 +79,23 @@ class StepConfig(NamedTuple):
     maximize: bool
     circuit: Circuit
     coverage: str
+    amsgrad: bool = False  # the denominator uses the running maximum of exp_avg_sq
 
     def replace(self, **changes: object) -> StepConfig:
         return self._replace(**changes)
 
-    def hyperparameters(self) -> tuple[float, float, float, float, float, bool]:
-        """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize)``, in the order the kernels'
-        entry points (and the custom op) take them after the learning rate."""
-        return self.beta1, self.beta2, self.eps, self.weight_decay, self.quantum_weight, self.maximize
+    def hyperparameters(self) -> tuple[float, float, float, float, float, bool, bool]:
+        """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad)``, in the order the
+        kernels' entry points (and the custom op) take them after the learning rate."""
+        return (
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            self.quantum_weight,
+            self.maximize,
+            self.amsgrad,
+        )
 
 
 StepFn = Callable[[StepTensors, StepConfig], None]

@@ -154,18 +154,18 @@ def simulate_backward(
 
 
 class _TensorTable:
-    """The kernels' table of tensors (7 int64 words each, laid out as their StepTensor).
+    """The kernels' table of tensors (8 int64 words each, laid out as their StepTensor).
 
     Non-contiguous parameters or gradients are stepped through contiguous copies
     (the one case that allocates); :meth:`write_back` copies parameters back.
     """
 
     def __init__(self, tensors: StepTensors) -> None:
-        self.rows = np.empty((len(tensors.params), 7), dtype=np.int64)
+        self.rows = np.empty((len(tensors.params), 8), dtype=np.int64)
         self._keep_alive: list[torch.Tensor] = []
         self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for row, (p, g, m, v, step) in enumerate(zip(*tensors)):
-            _check_state(p, m, v, step)
+        for row, (p, g, m, v, step, v_max) in enumerate(tensors.rows()):
+            _check_state(p, m, v, step, v_max)
             work = p if p.is_contiguous() else p.contiguous()
             if work is not p:
                 self._write_back.append((p, work))
@@ -176,6 +176,7 @@ class _TensorTable:
                 g.data_ptr(),
                 m.data_ptr(),
                 v.data_ptr(),
+                0 if v_max is None else v_max.data_ptr(),
                 step.data_ptr(),
                 p.numel(),
                 row_length(p.shape),
@@ -190,10 +191,13 @@ class _TensorTable:
             p.copy_(work)
 
 
-def _check_state(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor) -> None:
+def _check_state(
+    p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, v_max: torch.Tensor | None
+) -> None:
     """The kernels trust these pointers: refuse a state that does not fit its parameter."""
     state = compute_dtype(p.dtype)
-    for name, t in (("exp_avg", m), ("exp_avg_sq", v)):
+    moments = [("exp_avg", m), ("exp_avg_sq", v)] + ([] if v_max is None else [("max_exp_avg_sq", v_max)])
+    for name, t in moments:
         if t.device != p.device or t.dtype != state or t.shape != p.shape or not t.is_contiguous():
             raise RuntimeError(
                 f"optimizer state {name} must be a contiguous {state} tensor of shape {list(p.shape)} on "
@@ -223,6 +227,8 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
     in a CUDA graph and replayed.
     """
     device = tensors.params[0].device
+    if config.amsgrad and len(tensors.max_exp_avg_sqs) != len(tensors.params):
+        raise ValueError("an AMSGrad step needs one max_exp_avg_sq per parameter")
     lr, lr_device = config.lr, 0
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
         lr, lr_device = 0.0, lr.data_ptr()

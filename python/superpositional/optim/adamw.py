@@ -1,14 +1,15 @@
 """``SuperpositionalAdamW``, the optimizer: param groups, their state and checkpoints.
 
 The update rule itself is in :mod:`.update` (PyTorch) and ``csrc/adamw.h`` (the kernels); how a
-param group is stepped (fused kernel, torch formula, sharded, Qiskit results) in :mod:`.functional`.
+param group is stepped (fused kernel, torch formula, sharded, Qiskit results) in :mod:`.functional`;
+what a checkpoint holds in :mod:`.checkpoint`; the options and their checks in :mod:`.options`.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from functools import partial
-from itertools import chain
 from typing import Any
 
 import torch
@@ -17,18 +18,20 @@ from .. import circuits
 from ..backends.base import StepConfig, StepFn, StepTensors
 from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
-from ..geometry import compute_dtype
+from ..geometry import real_view
 from . import functional, ops
-from .options import PARAM_DTYPES, check_group, config_of
-from .qiskit_groups import STATE_KEY as QISKIT_STATE_KEY
+from .checkpoint import AMSGRAD_MOMENT, load_groups, load_state, pack_group, state_dtype
+from .options import (
+    COMPLEX_DTYPES,
+    OWN_OPTIONS,
+    PARAM_DTYPES,
+    check_group,
+    config_of,
+    options_of,
+)
 from .qiskit_groups import QiskitGroups
 
 __all__ = ["SuperpositionalAdamW", "state_dtype"]
-
-
-def state_dtype(param: torch.Tensor) -> torch.dtype:
-    """The dtype of ``exp_avg`` and ``exp_avg_sq``: float32 for 16-bit parameters, else the parameter's."""
-    return compute_dtype(param.dtype)
 
 
 class SuperpositionalAdamW(torch.optim.Optimizer):
@@ -50,18 +53,30 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
     (flattened) elements, ``e = 0`` elsewhere (with ``circuits.paper(n)`` this is the paper's Eq. 2,
     ``e_i = sin(pi theta_i)``). ``coverage="all"``: every element belongs to a group of ``n``
     consecutive elements of its row (a slice along dim 0; a tensor of dim 0 or 1 is one row), a
-    short tail group reading zeros for its missing inputs.
+    short tail group reading zeros for its missing inputs. With ``amsgrad=True``,
+    ``v_max = max(v_max, v)`` takes ``v``'s place under the root, as in :class:`torch.optim.AdamW`.
 
-    A drop-in replacement for :class:`torch.optim.AdamW`: with ``quantum_weight=0`` it takes the
-    same steps, and its ``state_dict`` uses AdamW's keys (``step``, ``exp_avg``, ``exp_avg_sq``),
-    so checkpoints move between the two. Param groups may set every option below.
+    A drop-in replacement for :class:`torch.optim.AdamW`: it takes AdamW's arguments in AdamW's
+    order, and with ``quantum_weight=0`` the same steps. Its param groups carry AdamW's keys and its
+    ``state_dict`` AdamW's state keys (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``),
+    so checkpoints move between the two, and hold only tensors and plain data (the circuit as JSON),
+    so they load with ``torch.load``'s defaults.
 
     Args:
         params: parameters or param groups, as for any ``torch.optim`` optimizer.
-        lr: learning rate.
+        lr: learning rate (a float, or a one-element tensor: on the parameters' GPU it is read there,
+            so that a step can be captured in a CUDA graph).
         betas: coefficients of the running averages of the gradient and its square.
         eps: added to the denominator.
         weight_decay: decoupled weight decay, as :class:`torch.optim.AdamW`.
+        amsgrad: use the running maximum of ``exp_avg_sq`` (AMSGrad), as :class:`torch.optim.AdamW`.
+        maximize: maximize the objective (the step uses ``-g`` everywhere, the circuit's gradient
+            inputs included).
+        foreach, fused: accepted as :class:`torch.optim.AdamW` accepts them (and refused in the
+            same combinations); every step is fused already, so they select nothing.
+        capturable: accepted; the CUDA step is always capturable (step counters on the device, no
+            host synchronisation).
+        differentiable: only ``False``: the step runs compiled kernels, outside autograd.
         quantum_weight: ``lambda``, the weight of the circuit term ``lambda * e * g``.
         circuit: the circuit evaluated per group (default ``circuits.paper(4)``); frozen on use.
         coverage: ``"paper"`` (the first ``n`` elements of each tensor) or ``"all"`` (every element).
@@ -73,12 +88,16 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             otherwise (see :mod:`superpositional.backends.qiskit.dispatch`). The ``state_dict`` then stores
             ``"qiskit:<name>"`` for the target and the ids of the jobs in flight under the group's
             ``"qiskit"`` key; :meth:`load_state_dict` keeps this optimizer's target and collects them.
-        maximize: maximize the objective (the step uses ``-g`` everywhere, the circuit's gradient
-            inputs included).
-        amsgrad: accepted for signature compatibility with AdamW; only ``False`` is supported.
 
-    Parameters may be float32, float64, bfloat16 or float16; 16-bit parameters are updated with
-    float32 math and keep float32 ``exp_avg`` and ``exp_avg_sq``.
+    A param group holds AdamW's keys and those of ``quantum_weight``, ``circuit``, ``coverage`` and
+    ``backend`` that were given for it; the others follow ``defaults`` (so that a group of AdamW's
+    keys alone, as an AdamW checkpoint has, is complete). Read a group's full options with
+    :meth:`group_options`.
+
+    Parameters may be float32, float64, bfloat16, float16, complex64 or complex128. 16-bit
+    parameters are updated with float32 math and keep float32 ``exp_avg`` and ``exp_avg_sq``. A
+    complex parameter is stepped as its real view, as :class:`torch.optim.AdamW` does: its circuit
+    groups read real and imaginary parts interleaved (docs/design.md, *The mathematics*).
 
     Under FSDP2 (DTensor parameters sharded along dim 0) each rank steps its local shards with the
     circuit groups of the global tensors, so the result equals one process's (see
@@ -91,48 +110,82 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
         lr: float | torch.Tensor = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
+        betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         quantum_weight: float = 0.1,
         circuit: Circuit | None = None,
         coverage: str = "paper",
         backend: str | QiskitTarget = "auto",
-        *,
-        maximize: bool = False,
-        amsgrad: bool = False,
     ) -> None:
         defaults = {
             "lr": lr,
             "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": True,
             "quantum_weight": quantum_weight,
             "circuit": circuit if circuit is not None else circuits.paper(4),
             "coverage": coverage,
             "backend": backend,
-            "maximize": maximize,
-            "amsgrad": amsgrad,
         }
-        check_group(defaults)
+        check_group(defaults, constructor=True)
+        # As torch.optim.AdamW: a tensor beta of any shape is kept as a 0-dim tensor.
+        defaults["betas"] = tuple(b.squeeze() if isinstance(b, torch.Tensor) else b for b in betas)
+        ops.register(defaults["circuit"].freeze())
         self._qiskit = QiskitGroups()
         super().__init__(params, defaults)
 
     # -- the torch.optim contract ---------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
-        check_group(merged)
+        given = set(param_group)
+        options = options_of({k: v for k, v in param_group.items() if k != "params"}, self.defaults)
+        check_group(options)
         super().add_param_group(param_group)
-        ops.register(self.param_groups[-1]["circuit"].freeze())
+        group = self.param_groups[-1]
+        for key in OWN_OPTIONS:  # torch's add_param_group copied every default in: keep what was given
+            if key not in given:
+                del group[key]
+        ops.register(options["circuit"].freeze())
+
+    def group_options(self, index: int) -> dict[str, Any]:
+        """Every option of param group ``index`` (without ``params``): its own keys over ``defaults``."""
+        group = self.param_groups[index]
+        return {k: v for k, v in options_of(group, self.defaults).items() if k != "params"}
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for index in range(len(self.param_groups)):
+            lines.append(f"Parameter Group {index}")
+            lines += [f"    {key}: {value}" for key, value in sorted(self.group_options(index).items())]
+        return "\n".join([*lines, ")"])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("_qiskit", QiskitGroups())
+        # Optimizers pickled by earlier versions lack AdamW's newer keys; today's have them all.
+        for key, value in (("foreach", None), ("capturable", False), ("fused", None)):
+            self.defaults.setdefault(key, value)
+        self.defaults.setdefault("decoupled_weight_decay", True)
         for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
-            ops.register(group["circuit"])
+            for key in ("amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused"):
+                group.setdefault(key, self.defaults[key])
+            group.setdefault("decoupled_weight_decay", True)
+            ops.register(options_of(group, self.defaults)["circuit"].freeze())
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -144,114 +197,102 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         # Check everything before changing anything: a bad group leaves every group untouched.
         plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
         for strategy, params, config in plans:
-            strategy(self._init_group(params), config)
+            strategy(self._init_group(params, config), config)
         return loss
 
+    @torch._disable_dynamo
     def state_dict(self) -> dict[str, Any]:
-        """As :meth:`torch.optim.Optimizer.state_dict`; a :class:`QiskitTarget` is stored as
-        ``"qiskit:<name>"`` (never a credential) and its jobs in flight under the group's ``"qiskit"``."""
-        packed = super().state_dict()
-        self._qiskit.pack(packed["param_groups"])
-        return packed
+        """As :meth:`torch.optim.Optimizer.state_dict` (its hooks included), holding only tensors and
+        plain data: each group with every option (the circuit as :meth:`Circuit.to_json`); a
+        :class:`QiskitTarget` as ``"qiskit:<name>"`` (never a credential) and its jobs in flight
+        under the group's ``"qiskit"``."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        index_of: dict[int, int] = {}
+        packed_groups = []
+        for group in self.param_groups:
+            packed = pack_group(group, self.defaults)
+            for p in group["params"]:
+                index_of.setdefault(id(p), len(index_of))
+            packed["params"] = [index_of[id(p)] for p in group["params"]]
+            packed_groups.append(packed)
+        self._qiskit.pack(packed_groups)
+        packed_state = {
+            (index_of[id(p)] if isinstance(p, torch.Tensor) else p): v for p, v in self.state.items()
+        }
+        state_dict = {"state": packed_state, "param_groups": packed_groups}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
+    @torch._disable_dynamo
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a checkpoint of this optimizer or of :class:`torch.optim.AdamW`.
+        """Load a checkpoint of this optimizer or of :class:`torch.optim.AdamW`, as torch does: the
+        load-state-dict pre-hooks (what they return or change stands), then the load, then the
+        post-hooks.
 
-        Group options the checkpoint lacks (``quantum_weight``, ``circuit``, ... from AdamW) take
-        this optimizer's defaults. States keep full precision: float32 for 16-bit parameters,
-        whatever the checkpoint stored. A state whose shape does not match its parameter, or an
-        AMSGrad checkpoint, is refused before anything changes.
+        The load checks everything before it replaces anything (:mod:`.checkpoint`): group options
+        (those an AdamW checkpoint lacks follow this optimizer's defaults), and each parameter's
+        state, which must hold what a step reads. States keep full precision: float32 for 16-bit
+        parameters, whatever the checkpoint stored.
 
         A Qiskit target cannot be stored, so a group keeps this optimizer's backend when either it
         or the checkpoint's is a target; with a target here, the jobs the checkpoint had in flight
         are collected (IBM Quantum) or dropped with a warning (local backends).
         """
+        state_dict = dict(state_dict)  # a shallow copy, as torch's
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         saved_groups = state_dict["param_groups"]
-        if len(saved_groups) != len(self.param_groups) or any(
-            len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)
-        ):
-            raise ValueError("the state_dict's param groups do not match this optimizer's (count or sizes)")
-        id_map = dict(
-            zip(
-                chain.from_iterable(g["params"] for g in saved_groups),
-                chain.from_iterable(g["params"] for g in self.param_groups),
-            )
-        )
-        kept_backends = QiskitGroups.kept_backends(saved_groups, self.param_groups)
-        for saved, kept in zip(saved_groups, kept_backends):
-            options = {k: v for k, v in saved.items() if k not in ("params", QISKIT_STATE_KEY)}
-            if kept is not None:
-                options["backend"] = kept
-            check_group({**self.defaults, **options})
-            QiskitGroups.check_saved(saved, kept)
-        originals: dict[Any, dict[str, torch.Tensor]] = {}
-        for key, saved_state in state_dict["state"].items():
-            param = id_map.get(key)
-            if param is None:
-                continue
-            if "max_exp_avg_sq" in saved_state:
-                raise ValueError(
-                    "this state_dict comes from AMSGrad, which SuperpositionalAdamW does not support"
-                )
-            step = saved_state.get("step")
-            if step is not None and (
-                not isinstance(step, (int, float, torch.Tensor)) or torch.as_tensor(step).numel() != 1
-            ):
-                shape = list(step.shape) if isinstance(step, torch.Tensor) else type(step).__name__
-                raise ValueError(f"state_dict: step of parameter {key} must be one number, got {shape}")
-            for name in ("exp_avg", "exp_avg_sq"):
-                value = saved_state.get(name)
-                if value is not None and tuple(value.shape) != tuple(param.shape):
-                    raise ValueError(
-                        f"state_dict: {name} of parameter {key} has shape {list(value.shape)}, "
-                        f"but the parameter has shape {list(param.shape)}"
-                    )
-            originals[key] = dict(saved_state)
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            for name, value in self.defaults.items():
-                group.setdefault(name, value)
-            ops.register(group["circuit"].freeze())
-        self._qiskit.restore(self.param_groups, kept_backends)
-        for key, saved_state in originals.items():
-            param = id_map[key]
-            state = self.state[param]
-            for name in ("exp_avg", "exp_avg_sq"):
-                if name in saved_state:
-                    state[name] = (
-                        saved_state[name].to(param.device, state_dtype(param), copy=True).contiguous()
-                    )
-            if "step" in saved_state:
-                # On the parameter's device, where the kernels read and increment it.
-                step = torch.as_tensor(saved_state["step"], dtype=torch.float32)
-                state["step"] = step.detach().to(param.device, copy=True)
+        groups, kept_backends = load_groups(saved_groups, self.param_groups, self.defaults)
+        state = load_state(state_dict["state"], saved_groups, groups, self.defaults)
+        self.__setstate__({"state": defaultdict(dict, state), "param_groups": groups})
+        self._qiskit.restore(saved_groups, kept_backends)
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     # -- internals ------------------------------------------------------------------------------
 
     def _plan(self, index: int, group: dict[str, Any]) -> tuple[StepFn, list[torch.Tensor], StepConfig]:
         """The group's strategy, its parameters that have a gradient, and its options; checks
         everything and changes nothing."""
-        check_group(group)
-        config = config_of(group)
-        params = self._params_with_grad(group)
-        backend = group["backend"]
-        options: dict[str, Any] = {}
+        options = options_of(group, self.defaults)
+        check_group(options)
+        config = config_of(options)
+        params = self._params_with_grad(group, options)
+        backend = options["backend"]
+        extra: dict[str, Any] = {}
         if isinstance(backend, QiskitTarget):
             position = {id(p): i for i, p in enumerate(group["params"])}
-            options = dict(
+            extra = dict(
                 dispatcher=self._qiskit.dispatcher(index, backend), indices=[position[id(p)] for p in params]
             )
-        return functional.select(params, config, backend, **options), params, config
+        real = [real_view(p) for p in params]
+        return functional.select(real, config, backend, **extra), params, config
 
     @staticmethod
-    def _params_with_grad(group: dict[str, Any]) -> list[torch.Tensor]:
+    def _params_with_grad(group: dict[str, Any], options: dict[str, Any]) -> list[torch.Tensor]:
         """The group's parameters that have a gradient, each checked against it."""
         params = [p for p in group["params"] if p.grad is not None]
         for p in params:
             if p.grad.is_sparse:
                 raise RuntimeError("SuperpositionalAdamW does not support sparse gradients")
-            if p.dtype not in PARAM_DTYPES:
-                raise TypeError(f"parameters must be float32, float64, bfloat16 or float16, got {p.dtype}")
+            if p.dtype in COMPLEX_DTYPES:
+                if options["fused"]:
+                    raise RuntimeError(
+                        "`fused=True` requires all the params to be floating point Tensors of supported "
+                        f"devices (torch.optim.AdamW's rule), got a {p.dtype} parameter"
+                    )
+                real_view(p)  # refuses a complex layout with no real view
+            elif p.dtype not in PARAM_DTYPES:
+                raise TypeError(
+                    "parameters must be float32, float64, bfloat16, float16, complex64 or complex128, "
+                    f"got {p.dtype}"
+                )
             if p.grad.dtype != p.dtype or p.grad.shape != p.shape:
                 raise ValueError(
                     f"a gradient must match its parameter: got {p.grad.dtype} {list(p.grad.shape)} "
@@ -265,24 +306,29 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             )
         return params
 
-    def _init_group(self, params: list[torch.Tensor]) -> StepTensors:
-        """The step's tensors for ``params``, their state created on first use."""
-        states = [self._state_for(p) for p in params]
+    def _init_group(self, params: list[torch.Tensor], config: StepConfig) -> StepTensors:
+        """The step's tensors for ``params`` (complex ones as real views), their state created on
+        first use."""
+        states = [self._state_for(p, config.amsgrad) for p in params]
         return StepTensors(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
+            [real_view(p) for p in params],
+            [real_view(p.grad) for p in params],
+            [real_view(s["exp_avg"]) for s in states],
+            [real_view(s["exp_avg_sq"]) for s in states],
             [s["step"] for s in states],
+            [real_view(s[AMSGRAD_MOMENT]) for s in states] if config.amsgrad else [],
         )
 
-    def _state_for(self, p: torch.Tensor) -> dict[str, Any]:
+    def _state_for(self, p: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
         state = self.state[p]
+        # zeros_like: a DTensor parameter (FSDP2) gets states sharded like it.
+        zeros = partial(torch.zeros_like, p, dtype=state_dtype(p), memory_format=torch.contiguous_format)
         if not state:
             # On the parameter's device, like torch's fused AdamW: the kernels read and increment it.
             state["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
-            # zeros_like: a DTensor parameter (FSDP2) gets states sharded like it.
-            zeros = partial(torch.zeros_like, p, dtype=state_dtype(p), memory_format=torch.contiguous_format)
             state["exp_avg"] = zeros()
             state["exp_avg_sq"] = zeros()
+        if amsgrad and AMSGRAD_MOMENT not in state:
+            # As torch when amsgrad is switched on for a state that has none: it starts at zero.
+            state[AMSGRAD_MOMENT] = zeros()
         return state

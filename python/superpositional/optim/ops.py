@@ -43,7 +43,8 @@ def circuit_key(circuit: Circuit) -> str:
 
 
 @torch.library.custom_op(
-    "superpositional::fused_step", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps")
+    "superpositional::fused_step",
+    mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps", "max_exp_avg_sqs"),
 )
 def fused_step(
     params: list[torch.Tensor],
@@ -51,6 +52,7 @@ def fused_step(
     exp_avgs: list[torch.Tensor],
     exp_avg_sqs: list[torch.Tensor],
     steps: list[torch.Tensor],
+    max_exp_avg_sqs: list[torch.Tensor],
     lr: float,
     lr_tensor: Optional[torch.Tensor],  # noqa: UP045 - the schema inference reads typing.Optional
     beta1: float,
@@ -59,6 +61,7 @@ def fused_step(
     weight_decay: float,
     quantum_weight: float,
     maximize: bool,
+    amsgrad: bool,
     circuit: str,
     coverage: str,
 ) -> None:
@@ -66,7 +69,7 @@ def fused_step(
     if not params:
         return
     kernel.fused_step(
-        StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps),
+        StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs),
         StepConfig(
             lr=lr_tensor if lr_tensor is not None else lr,
             beta1=beta1,
@@ -77,6 +80,7 @@ def fused_step(
             maximize=maximize,
             circuit=_CIRCUITS[circuit],
             coverage=coverage,
+            amsgrad=amsgrad,
         ),
     )
 

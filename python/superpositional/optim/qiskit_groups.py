@@ -68,14 +68,13 @@ class QiskitGroups:
         if isinstance(kept, QiskitTarget) and saved.get(STATE_KEY) is not None:
             Dispatcher.parse(saved[STATE_KEY])
 
-    def restore(self, groups: list[dict[str, Any]], kept_backends: list[Any]) -> None:
-        """After a load: put the kept backends back and collect the checkpoint's jobs."""
+    def restore(self, saved_groups: list[dict[str, Any]], kept_backends: list[Any]) -> None:
+        """After a load: collect the jobs of the checkpoint's groups whose kept backend is a target."""
         self._dispatchers.clear()
-        for index, (group, kept) in enumerate(zip(groups, kept_backends)):
-            jobs = group.pop(STATE_KEY, None)
+        for index, (saved, kept) in enumerate(zip(saved_groups, kept_backends)):
+            jobs = saved.get(STATE_KEY)
             if kept is None:
                 continue
-            group["backend"] = kept
             if isinstance(kept, QiskitTarget) and jobs is not None:
                 self.dispatcher(index, kept).load(jobs)
             elif jobs is not None and jobs.get("pending"):

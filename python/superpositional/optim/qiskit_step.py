@@ -99,6 +99,7 @@ class _Covered:
     g: torch.Tensor  # the gradient with the step's sign [K], compute dtype
     m: torch.Tensor  # start-of-step exp_avg [K]
     v: torch.Tensor  # start-of-step exp_avg_sq [K]
+    v_max: torch.Tensor | None  # start-of-step max_exp_avg_sq [K] under AMSGrad
 
 
 def _covered(
@@ -124,6 +125,7 @@ def _covered(
         g=sign * g.reshape(-1)[at].to(compute),
         m=tensors.exp_avgs[tensor].reshape(-1)[at],
         v=tensors.exp_avg_sqs[tensor].reshape(-1)[at],
+        v_max=tensors.max_exp_avg_sqs[tensor].reshape(-1)[at] if tensors.max_exp_avg_sqs else None,
     )
 
 
@@ -169,7 +171,9 @@ def step(
     fused_step(tensors, config)
     for c in covered:
         t = float(tensors.steps[c.tensor])  # this step's number: the kernel has counted it
-        updated = adamw_update(c.theta, c.g, c.m, c.v, t, c.e, config)
+        updated = adamw_update(c.theta, c.g, c.m, c.v, t, c.e, config, c.v_max)
         _write(tensors.params[c.tensor], c.at, updated)
         _write(tensors.exp_avgs[c.tensor], c.at, c.m)
         _write(tensors.exp_avg_sqs[c.tensor], c.at, c.v)
+        if c.v_max is not None:
+            _write(tensors.max_exp_avg_sqs[c.tensor], c.at, c.v_max)

@@ -174,15 +174,19 @@ def step_sharded(
     """
     n = config.circuit.n_qubits
     if shards is None:
-        local = StepTensors(*([_local(t) for t in column] for column in tensors[:4]), tensors.steps)
+        local = StepTensors(
+            *([_local(t) for t in column] for column in tensors[:4]),
+            tensors.steps,
+            [_local(t) for t in tensors.max_exp_avg_sqs],
+        )
         shards = [
             shard_of(p, p_local) if is_sharded(p) else Shard(0, p.numel(), p.numel(), p.dim())
             for p, p_local in zip(tensors.params, local.params)
         ]
     else:
         local = tensors
-    for i, (p, m, v) in enumerate(zip(local.params, local.exp_avgs, local.exp_avg_sqs)):
-        if m.shape != p.shape or v.shape != p.shape:
+    for i, (p, _, m, v, _, v_max) in enumerate(local.rows()):
+        if m.shape != p.shape or v.shape != p.shape or (v_max is not None and v_max.shape != p.shape):
             raise RuntimeError(
                 f"optimizer state of a sharded parameter must be sharded like it: local shard "
                 f"{list(p.shape)}, exp_avg {list(m.shape)}, exp_avg_sq {list(v.shape)} (tensor {i})"
@@ -219,10 +223,11 @@ def step_sharded(
         # A whole-tensor entry keeps its shape (coverage "all" groups by row); a part is a view.
         views = [
             [t[i] if lo == 0 and hi == t[i].numel() else _flat(t[i])[lo:hi] for i, lo, hi in entries]
-            for t in local[:4]
+            for t in (*local[:4], local.max_exp_avg_sqs)
+            if t
         ]
         base_step(
-            StepTensors(*views, [local.steps[i] for i, _, _ in entries]),
+            StepTensors(*views[:4], [local.steps[i] for i, _, _ in entries], *views[4:]),
             config.replace(quantum_weight=weight),
         )
         stepped.update(i for i, _, _ in entries)
@@ -352,8 +357,9 @@ def _update_piece(piece: _Piece, local: StepTensors, t: float, e: torch.Tensor, 
     p, m, v = (
         _flat(column[piece.tensor])[lo:hi] for column in (local.params, local.exp_avgs, local.exp_avg_sqs)
     )
+    v_max = _flat(local.max_exp_avg_sqs[piece.tensor])[lo:hi] if local.max_exp_avg_sqs else None
     compute = compute_dtype(p.dtype)
     g = _flat(local.grads[piece.tensor])[lo:hi].to(compute)
     if config.maximize:
         g = -g
-    p.copy_(adamw_update(p.to(compute), g, m, v, t, e.to(compute), config))
+    p.copy_(adamw_update(p.to(compute), g, m, v, t, e.to(compute), config, v_max))

@@ -7,6 +7,7 @@ r"""The update rule in PyTorch: the one place in Python where it is written.
     m &\leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad v \leftarrow \beta_2 v + (1-\beta_2)\, g^2\\
     p &\leftarrow p - lr\Big(\frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda\, e\, g\Big)
 
+with AMSGrad (``amsgrad=True``, as torch) ``v_max = max(v_max, v)`` taking ``v``'s place under the root
 (docs/design.md, *The mathematics*). :func:`adamw_update` applies it to any set of coordinates in
 torch's order of operations (``torch.optim.AdamW``'s single-tensor path); the strategies that do
 not run the fused kernel everywhere use it: :func:`reference_step` for every coordinate (the torch
@@ -35,12 +36,14 @@ def adamw_update(
     t: float,
     e: torch.Tensor | None,
     config: StepConfig,
+    v_max: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The new parameter values (in ``theta``'s dtype) from the start-of-step values ``theta``.
 
     ``theta``, ``g`` (already negated under ``maximize``) and ``e`` (the expectations at these
-    coordinates, ``None`` for no circuit term) are in the compute dtype; ``m`` and ``v`` are updated
-    in place; ``t`` is this step's number (the counter after its increment).
+    coordinates, ``None`` for no circuit term) are in the compute dtype; ``m``, ``v`` and, under
+    ``config.amsgrad``, ``v_max`` (the running maximum of ``v``, whose square root then divides)
+    are updated in place; ``t`` is this step's number (the counter after its increment).
     """
     lr = float(config.lr)
     updated = theta * (1 - lr * config.weight_decay)
@@ -48,6 +51,11 @@ def adamw_update(
     v.mul_(config.beta2).addcmul_(g, g, value=1 - config.beta2)
     bias_correction1 = 1 - config.beta1**t
     bias_correction2_sqrt = math.sqrt(1 - config.beta2**t)
+    if config.amsgrad:
+        if v_max is None:
+            raise ValueError("an AMSGrad step needs max_exp_avg_sq")
+        torch.maximum(v_max, v, out=v_max)
+        v = v_max
     denom = (v.sqrt() / bias_correction2_sqrt).add_(config.eps)
     updated.addcdiv_(m, denom, value=-lr / bias_correction1)
     if e is not None and config.quantum_weight != 0:
@@ -79,7 +87,7 @@ def reference_step(tensors: StepTensors, config: StepConfig, *, simulate: Simula
     The step counter is read on the host (a synchronisation for GPU tensors: this is the reference,
     not the fast path).
     """
-    for p, g, m, v, step in zip(*tensors):
+    for p, g, m, v, step, v_max in tensors.rows():
         compute = compute_dtype(p.dtype)
         g = g.to(compute)
         if config.maximize:
@@ -89,4 +97,4 @@ def reference_step(tensors: StepTensors, config: StepConfig, *, simulate: Simula
         e = None
         if config.quantum_weight != 0 and p.numel() > 0:
             e = expectations(config, theta, g, simulate)
-        p.copy_(adamw_update(theta, g, m, v, float(step), e, config))
+        p.copy_(adamw_update(theta, g, m, v, float(step), e, config, v_max))
