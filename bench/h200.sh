@@ -33,7 +33,8 @@ case "$1" in
     python3 -m superpositional info
     python3 -m pytest -q tests/test_cuda.py tests/test_kernel.py tests/test_optimizer.py tests/test_simulate.py \
       tests/test_aer.py tests/test_compile.py tests/test_optimizer_errors.py tests/test_gradients.py \
-      tests/test_nn.py tests/test_finetune.py tests/test_compile_step.py -p no:cacheprovider || status=1
+      tests/test_nn.py tests/test_finetune.py tests/test_compile_step.py tests/test_drop_in.py \
+      tests/test_torch_contract.py -p no:cacheprovider || status=1
     for tool in memcheck racecheck initcheck synccheck; do
       echo "== compute-sanitizer --tool $tool"
       compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/sanitize_cuda.py 2>&1 | tail -4

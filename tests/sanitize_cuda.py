@@ -42,13 +42,17 @@ def main() -> int:
             ("all", sp.circuits.entangled(4)),
             ("all", random_circuit(3, 10, rng)),
         ):
-            params = [torch.nn.Parameter(torch.randn(s, device="cuda").to(dtype)) for s in [(5, 7), (3,), ()]]
-            opt = sp.SuperpositionalAdamW(params, circuit=circuit, coverage=coverage, quantum_weight=0.5)
-            for _ in range(2):
-                for p in params:
-                    p.grad = torch.randn_like(p)
-                opt.step()
-            failures += not all(torch.isfinite(p).all() for p in params)
+            for amsgrad in (False, True):
+                shapes = [(5, 7), (3,), ()]
+                params = [torch.nn.Parameter(torch.randn(s, device="cuda").to(dtype)) for s in shapes]
+                opt = sp.SuperpositionalAdamW(
+                    params, circuit=circuit, coverage=coverage, quantum_weight=0.5, amsgrad=amsgrad
+                )
+                for _ in range(2):
+                    for p in params:
+                        p.grad = torch.randn_like(p)
+                    opt.step()
+                failures += not all(torch.isfinite(p).all() for p in params)
     torch.cuda.synchronize()
     print("sanitize_cuda:", "ok" if failures == 0 else f"{failures} wrong results")
     return 1 if failures else 0

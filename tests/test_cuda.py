@@ -212,15 +212,18 @@ def _set_grads(rng, *param_lists):
 SHAPES = [(), (1,), (3,), (4097,), (7, 5), (6, 4), (3, 4, 5), (64, 1024)]
 
 
+@pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize(
     ("preset", "coverage"),
     [("paper", "paper"), ("paper", "all"), ("entangled", "all"), ("entangled", "paper"), ("random", "all")],
 )
-def test_step_matches_cpu_kernel_and_torch_backend(dtype, preset, coverage, rng):
+def test_step_matches_cpu_kernel_and_torch_backend(dtype, preset, coverage, amsgrad, rng):
     n = int(rng.choice([3, 4]))
     circuit = random_circuit(n, 14, rng) if preset == "random" else getattr(sp.circuits, preset)(n)
-    kwargs = dict(lr=1e-2, weight_decay=0.1, quantum_weight=0.7, circuit=circuit, coverage=coverage)
+    kwargs = dict(
+        lr=1e-2, weight_decay=0.1, quantum_weight=0.7, circuit=circuit, coverage=coverage, amsgrad=amsgrad
+    )
     gpu = _params(rng, dtype, SHAPES)
     cpu = [torch.nn.Parameter(p.detach().cpu()) for p in gpu]
     ref = [torch.nn.Parameter(p.detach().clone()) for p in gpu]
@@ -235,6 +238,9 @@ def test_step_matches_cpu_kernel_and_torch_backend(dtype, preset, coverage, rng)
             opt_gpu = sp.SuperpositionalAdamW(gpu, backend="cuda", **kwargs)
             opt_gpu.load_state_dict(torch.load(buffer, weights_only=False))
         _set_grads(rng, gpu, cpu, ref)
+        if step % 3 == 1:  # smaller gradients now and then, so that AMSGrad's maximum matters
+            for p in (*gpu, *cpu, *ref):
+                p.grad.mul_(0.1)
         opt_gpu.step()
         opt_cpu.step()
         opt_ref.step()
@@ -242,13 +248,49 @@ def test_step_matches_cpu_kernel_and_torch_backend(dtype, preset, coverage, rng)
         torch.testing.assert_close(a.detach().cpu().double(), b.detach().double(), **STEP_TOL[dtype])
         torch.testing.assert_close(a.detach().cpu().double(), c.detach().cpu().double(), **STEP_TOL[dtype])
     assert float(opt_gpu.state[gpu[0]]["step"]) == 10
+    if amsgrad:
+        for a, b in zip(gpu, cpu):
+            torch.testing.assert_close(
+                opt_gpu.state[a]["max_exp_avg_sq"].cpu(),
+                opt_cpu.state[b]["max_exp_avg_sq"],
+                rtol=1e-5,
+                atol=0,
+            )
 
 
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("coverage", ["paper", "all"])
+def test_complex_parameters_step_as_on_the_cpu(dtype, coverage, rng):
+    kwargs = dict(
+        lr=1e-2, quantum_weight=0.7, circuit=sp.circuits.entangled(4), coverage=coverage, amsgrad=True
+    )
+    shapes = [(), (5,), (7, 3), (2, 3, 4)]
+
+    def complex_normal(shape):
+        return torch.view_as_complex(torch.as_tensor(rng.normal(size=(*shape, 2))).to(dtype.to_real()))
+
+    cpu = [torch.nn.Parameter(complex_normal(s)) for s in shapes]
+    gpu = [torch.nn.Parameter(p.detach().cuda()) for p in cpu]
+    opt_gpu = sp.SuperpositionalAdamW(gpu, **kwargs)
+    opt_cpu = sp.SuperpositionalAdamW(cpu, **kwargs)
+    for _ in range(5):
+        for a, b in zip(gpu, cpu):
+            b.grad = complex_normal(b.shape)
+            a.grad = b.grad.cuda()
+        opt_gpu.step()
+        opt_cpu.step()
+    tol = STEP_TOL[torch.float32 if dtype == torch.complex64 else torch.float64]
+    for a, b in zip(gpu, cpu):
+        assert opt_gpu.state[a]["exp_avg"].dtype == dtype
+        torch.testing.assert_close(a.detach().cpu(), b.detach(), **tol)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_quantum_weight_zero_is_torch_fused_adamw(dtype, rng):
+def test_quantum_weight_zero_is_torch_fused_adamw(dtype, amsgrad, rng):
     ours = _params(rng, dtype, SHAPES)
     theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
-    kwargs = dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)
+    kwargs = dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, amsgrad=amsgrad)
     opt_ours = sp.SuperpositionalAdamW(ours, quantum_weight=0.0, **kwargs)
     opt_theirs = torch.optim.AdamW(theirs, fused=True, **kwargs)
     for _ in range(50):

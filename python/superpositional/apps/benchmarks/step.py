@@ -53,6 +53,14 @@ def configurations(device: str, torch_backend_max: int) -> dict[str, tuple[Calla
             lambda p: SuperpositionalAdamW([p], coverage="all", circuit=entangled, backend=kernel),
             99,
         ),
+        # AMSGrad reads and writes one more state tensor: its peer is AdamW's own AMSGrad.
+        "adamw fused amsgrad": (lambda p: torch.optim.AdamW([p], fused=True, amsgrad=True), 99),
+        "ours all entangled(4) amsgrad": (
+            lambda p: SuperpositionalAdamW(
+                [p], coverage="all", circuit=entangled, backend=kernel, amsgrad=True
+            ),
+            99,
+        ),
         "torch-backend paper paper(4)": (
             lambda p: SuperpositionalAdamW([p], backend="torch"),
             torch_backend_max,
