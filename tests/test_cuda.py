@@ -253,7 +253,9 @@ def test_step_matches_cpu_kernel_and_torch_backend(dtype, preset, coverage, amsg
             torch.testing.assert_close(
                 opt_gpu.state[a]["max_exp_avg_sq"].cpu(),
                 opt_cpu.state[b]["max_exp_avg_sq"],
-                rtol=1e-5,
+                # The GPU rounds 1 - beta2 to the math type, as torch's fused CUDA AdamW does (relative
+                # error up to 2^-24 / (1 - 0.999) = 6e-5 in float32); the CPU rounds it from double.
+                rtol=1e-12 if dtype == torch.float64 else 6e-5,
                 atol=0,
             )
 

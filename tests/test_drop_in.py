@@ -484,3 +484,52 @@ def test_fused_true_refuses_complex_parameters_as_adamw_does():
     ):
         opt.step()
     assert torch.equal(p.detach(), before) and not opt.state
+
+
+# -- GradScaler with fused=True, and fused=True's refusals -----------------------------------------
+
+
+def test_fused_true_follows_grad_scaler_protocol_as_fused_adamw():
+    """With fused=True, GradScaler leaves unscaling and skipping to the step (grad_scale, found_inf)."""
+    a, b = _model(), _model()
+    adamw = torch.optim.AdamW(a.parameters(), lr=1e-2, fused=True)
+    ours = sp.SuperpositionalAdamW(b.parameters(), lr=1e-2, fused=True, quantum_weight=0.0)
+    assert ours._step_supports_amp_scaling
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**10) for _ in range(2)]
+    for step in range(5):
+        for model, opt, scaler in ((a, adamw, scalers[0]), (b, ours, scalers[1])):
+            opt.zero_grad()
+            x = torch.randn(7, 6, generator=torch.Generator().manual_seed(step))
+            loss = model(x).square().mean() * (float("inf") if step == 2 else 1.0)  # one skipped step
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+        assert float(ours.state[q]["step"]) == float(adamw.state[p]["step"]) == 4
+
+
+def test_found_inf_skips_the_whole_step():
+    params = [torch.nn.Parameter(torch.ones(3)) for _ in range(2)]
+    for p in params:
+        p.grad = torch.ones(3)
+    opt = sp.SuperpositionalAdamW(params, fused=True)
+    opt.grad_scale, opt.found_inf = torch.ones(1), torch.ones(())
+    opt.step()
+    assert all(torch.equal(p, torch.ones(3)) for p in params) and not opt.state
+    opt.found_inf = torch.zeros(())
+    opt.grad_scale = torch.full((1,), 4.0)
+    opt.step()
+    assert all(torch.equal(p.grad, torch.full((3,), 0.25)) for p in params)  # unscaled in place, as torch
+    assert all(float(opt.state[p]["step"]) == 1 for p in params)
+
+
+def test_fused_true_refuses_the_meta_device_with_adamw_message():
+    model = torch.nn.Linear(2, 3, device="meta")
+    opt = sp.SuperpositionalAdamW(model.parameters(), fused=True)
+    for p in model.parameters():
+        p.grad = torch.rand_like(p)
+    with pytest.raises(
+        RuntimeError, match=r"^`fused=True` requires all the params to be floating point Tensors"
+    ):
+        opt.step()

@@ -66,8 +66,10 @@ def _set_grads(params: list[torch.Tensor], step: int) -> None:
         p.grad = (scale * torch.randn(p.shape, generator=generator, dtype=p.dtype)).to(p.device)
 
 
-def _tolerance(dtype: torch.dtype) -> dict:
-    if dtype in (torch.float64, torch.complex128):
+def _tolerance(dtype: torch.dtype, kwargs: dict) -> dict:
+    # AdamW with capturable=True computes its bias corrections from the float32 step counter in
+    # float32 even for float64 parameters; the kernels compute them in the parameters' precision.
+    if dtype in (torch.float64, torch.complex128) and not kwargs.get("capturable"):
         return dict(atol=1e-12, rtol=1e-11)
     return dict(atol=2e-6, rtol=2e-5)
 
@@ -84,11 +86,12 @@ def test_every_adamw_configuration_steps_as_adamw(device, index, dtype):
         _set_grads(b, step)
         adamw.step()
         ours.step()
+    tolerance = _tolerance(dtype, _kwargs(device, index))
     for p, q in zip(a, b):
-        torch.testing.assert_close(q, p, **_tolerance(dtype))
+        torch.testing.assert_close(q, p, **tolerance)
         for name, value in adamw.state[p].items():
             mine = ours.state[q][name]
-            torch.testing.assert_close(mine, value.to(mine.device, mine.dtype), **_tolerance(dtype))
+            torch.testing.assert_close(mine, value.to(mine.device, mine.dtype), **tolerance)
 
 
 @pytest.mark.parametrize(("device", "index"), CASES)

@@ -33,6 +33,8 @@ from .qiskit_groups import QiskitGroups
 
 __all__ = ["SuperpositionalAdamW", "state_dtype"]
 
+FUSED_DEVICES = ("cpu", "cuda")  # where fused=True is accepted, as torch.optim.AdamW's fused kernels
+
 
 class SuperpositionalAdamW(torch.optim.Optimizer):
     r"""AdamW with the circuit term of Superpositional Gradient Descent, as one fused step.
@@ -148,6 +150,10 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         ops.register(defaults["circuit"].freeze())
         self._qiskit = QiskitGroups()
         super().__init__(params, defaults)
+        if fused:
+            # As torch's fused AdamW: GradScaler then leaves unscaling and skipping to the step,
+            # through the optimizer's grad_scale and found_inf attributes.
+            self._step_supports_amp_scaling = True
 
     # -- the torch.optim contract ---------------------------------------------------------------
 
@@ -196,6 +202,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                 loss = closure()
         # Check everything before changing anything: a bad group leaves every group untouched.
         plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
+        if not self._unscale_for_amp([p for _, params, _ in plans for p in params]):
+            return loss
         for strategy, params, config in plans:
             strategy(self._init_group(params, config), config)
         return loss
@@ -257,6 +265,20 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _unscale_for_amp(self, params: list[torch.Tensor]) -> bool:
+        """GradScaler's protocol for fused optimizers (``fused=True``), as torch's fused AdamW keeps
+        it: with ``found_inf`` set and non-zero nothing is stepped (False); otherwise the gradients
+        are divided by ``grad_scale`` in place. Reading ``found_inf`` is one host synchronisation,
+        as GradScaler's own path for other optimizers has."""
+        found_inf = getattr(self, "found_inf", None)
+        grad_scale = getattr(self, "grad_scale", None)
+        if found_inf is not None and bool(found_inf):
+            return False
+        if grad_scale is not None:
+            for p in params:
+                p.grad.div_(grad_scale.to(p.grad.device))
+        return True
+
     def _plan(self, index: int, group: dict[str, Any]) -> tuple[StepFn, list[torch.Tensor], StepConfig]:
         """The group's strategy, its parameters that have a gradient, and its options; checks
         everything and changes nothing."""
@@ -281,12 +303,13 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         for p in params:
             if p.grad.is_sparse:
                 raise RuntimeError("SuperpositionalAdamW does not support sparse gradients")
+            if options["fused"] and (p.dtype in COMPLEX_DTYPES or p.device.type not in FUSED_DEVICES):
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating point Tensors of supported "
+                    f"devices: {list(FUSED_DEVICES)} (torch.optim.AdamW's rule), got a {p.dtype} "
+                    f"parameter on {p.device}"
+                )
             if p.dtype in COMPLEX_DTYPES:
-                if options["fused"]:
-                    raise RuntimeError(
-                        "`fused=True` requires all the params to be floating point Tensors of supported "
-                        f"devices (torch.optim.AdamW's rule), got a {p.dtype} parameter"
-                    )
                 real_view(p)  # refuses a complex layout with no real view
             elif p.dtype not in PARAM_DTYPES:
                 raise TypeError(

@@ -60,11 +60,13 @@ def select(
         qiskit_step.check(backend, config, params)
         kernel = backends.resolve("auto", device, stacklevel=4)
         return partial(qiskit_step.step, dispatcher=dispatcher, indices=indices, fused_step=_step_of(kernel))
-    entry = backends.resolve(backend, device, stacklevel=4)
-    if device.type == "meta":  # "auto" and "torch" accept any device, but there is nothing to step
+    if device.type == "meta":  # nothing for any backend to step
+        if backend not in ("auto", "torch"):  # a backend bound to a device names the mismatch itself
+            backends.resolve(backend, device, stacklevel=4)
         raise RuntimeError(
             "SuperpositionalAdamW cannot step parameters on the meta device: they hold no data"
         )
+    entry = backends.resolve(backend, device, stacklevel=4)
     if sharded:
         # Crossing groups run on the device's kernel whatever the backend: a handful of circuits.
         return partial(step_sharded, _step_of(entry), simulate=backends.kernel_for(device).simulate)
