@@ -23,23 +23,30 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
-def _model_and_optimizer(seed, coverage, lr, device="cpu"):
+def _model_and_optimizer(seed, coverage, lr, device="cpu", amsgrad=False):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(device)
     optimizer = sp.SuperpositionalAdamW(
-        model.parameters(), lr=lr, quantum_weight=0.5, circuit=sp.circuits.entangled(4), coverage=coverage
+        model.parameters(),
+        lr=lr,
+        amsgrad=amsgrad,
+        quantum_weight=0.5,
+        circuit=sp.circuits.entangled(4),
+        coverage=coverage,
     )
     return model, optimizer
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("coverage", ["paper", "all"])
-@pytest.mark.parametrize("tensor_lr", [False, True])
-def test_compiled_step_has_no_graph_break_and_equals_eager(device, coverage, tensor_lr, rng):
+@pytest.mark.parametrize(("tensor_lr", "amsgrad"), [(False, False), (True, False), (False, True)])
+def test_compiled_step_has_no_graph_break_and_equals_eager(device, coverage, tensor_lr, amsgrad, rng):
     seed = int(rng.integers(2**31))
     lr = torch.tensor(0.01, device=device) if tensor_lr else 0.01
-    eager_model, eager = _model_and_optimizer(seed, coverage, lr.clone() if tensor_lr else lr, device)
-    model, optimizer = _model_and_optimizer(seed, coverage, lr, device)
+    eager_model, eager = _model_and_optimizer(
+        seed, coverage, lr.clone() if tensor_lr else lr, device, amsgrad
+    )
+    model, optimizer = _model_and_optimizer(seed, coverage, lr, device, amsgrad)
     graphs = []
 
     def record(graph_module, example_inputs):
