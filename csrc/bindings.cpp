@@ -291,6 +291,8 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
   m.def("compiled_cpu_isas", &sp::cpu::compiled_isas);
+  m.def("parallel_team_opened", &sp::cpu::parallel_team_opened,
+        "Whether a CPU kernel of this process has opened an OpenMP team of more than one thread.");
   m.def("supported_cpu_isas", &sp::cpu::supported_isas);
   m.def("set_cpu_isa", &sp::cpu::set_isa, py::arg("name"));
 

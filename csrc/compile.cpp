@@ -117,11 +117,27 @@ unsigned qubit_mask(const Gate& g) {
   return (1u << g.q0) | (is_two_qubit(g.kind) ? (1u << g.q1) : 0u);
 }
 
+// A rotation's angle enters the circuit only through the cosine and sine of its half, which have
+// period 4 pi. Each offset (a constant angle's value, or the constant part of an affine one) is
+// replaced by the angle in (-2 pi, 2 pi] with the same half-angle cosine and sine, found in double
+// precision with the math library's exact argument reduction: the state is unchanged, and a
+// kernel computing in float32 never meets an offset beyond its range (rx(0, 1e39) gave NaN) or
+// its precision.
+std::vector<Gate> with_reduced_offsets(std::vector<Gate> gates) {
+  for (Gate& g : gates) {
+    if (!is_rotation(g.kind)) continue;
+    const double half = g.angle.offset / 2;
+    g.angle.offset = 2 * std::atan2(std::sin(half), std::cos(half));
+  }
+  return gates;
+}
+
 }  // namespace
 
-Program compile(int n_qubits, const std::vector<Gate>& gates, const std::vector<Observable>& observables,
+Program compile(int n_qubits, const std::vector<Gate>& given_gates, const std::vector<Observable>& observables,
                 bool keep_state) {
-  validate(n_qubits, gates, observables);
+  validate(n_qubits, given_gates, observables);
+  const std::vector<Gate> gates = with_reduced_offsets(given_gates);
 
   Program prog{};
   prog.n_qubits = n_qubits;

@@ -775,3 +775,56 @@ def test_garbage_params_are_refused_clearly_and_change_nothing(extra):
     snapshot = Snapshot(opt)
     _expect_refusal(opt.step, ("float32, float64, bfloat16, float16, complex64 or complex128",))
     snapshot.assert_unchanged()
+
+
+# -- a failed step changes nothing, whichever group, dtype and tensor holds the bad input -------------
+
+BAD_INPUTS = {
+    "parameter data of another shape": lambda opt, p: setattr(
+        p, "data", torch.zeros(p.numel() + 1, dtype=p.dtype)
+    ),
+    "state of another dtype": lambda opt, p: opt.state[p].update(exp_avg=opt.state[p]["exp_avg"].half()),
+    "state of another shape": lambda opt, p: opt.state[p].update(
+        exp_avg_sq=opt.state[p]["exp_avg_sq"][..., :1]
+    ),
+    "state on the meta device": lambda opt, p: opt.state[p].update(
+        exp_avg=torch.empty_like(p, device="meta")
+    ),
+    "state that is a list": lambda opt, p: opt.state[p].update(exp_avg_sq=[0.0]),
+    "step of another dtype": lambda opt, p: opt.state[p].update(step=opt.state[p]["step"].double()),
+    "sparse gradient": lambda opt, p: setattr(p, "grad", p.grad.to_sparse()),
+}
+
+
+@settings(max_examples=_examples(60), **COMMON)
+@given(
+    dtypes=st.lists(
+        st.lists(st.sampled_from([torch.float32, torch.float64, torch.bfloat16]), min_size=1, max_size=3),
+        min_size=1,
+        max_size=3,
+    ),
+    where=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    bad=st.sampled_from(sorted(BAD_INPUTS)),
+    backend=st.sampled_from(["cpu", "torch"]),
+    coverage=st.sampled_from(["paper", "all"]),
+)
+def test_a_step_refused_anywhere_changes_nothing_anywhere(dtypes, where, bad, backend, coverage):
+    generator = torch.Generator().manual_seed(0)
+    groups = [
+        [torch.nn.Parameter(torch.randn(3, 5, generator=generator).to(dtype)) for dtype in group]
+        for group in dtypes
+    ]
+    opt = sp.SuperpositionalAdamW(
+        [{"params": group} for group in groups], backend=backend, coverage=coverage, quantum_weight=0.5
+    )
+    for _ in range(2):
+        for p in (p for group in groups for p in group):
+            p.grad = torch.randn(p.shape, generator=generator).to(p.dtype)
+        opt.step()
+    group = groups[where[0] % len(groups)]
+    target = group[where[1] % len(group)]
+    BAD_INPUTS[bad](opt, target)
+    snapshot = Snapshot(opt)
+    with pytest.raises((RuntimeError, ValueError, TypeError)):
+        opt.step()
+    snapshot.assert_unchanged()

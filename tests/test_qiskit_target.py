@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import pickle
 import re
 import secrets
@@ -752,6 +753,60 @@ def test_no_token_in_any_output(rng, monkeypatch, caplog, capsys):
     assert "ibm_torino" in captured.out
     for text in outputs:
         assert TOKEN not in text
+
+
+def _chain(error):
+    """``error`` and every exception chained to it."""
+    seen = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def test_simulate_on_a_target_scrubs_qiskit_errors(monkeypatch):
+    def leak(target, circuit, params, grads):
+        try:
+            raise ConnectionError(f"POST /jobs with token {TOKEN}")
+        except ConnectionError as inner:
+            raise RuntimeError(f"401 Unauthorized: token {TOKEN} was rejected") from inner
+
+    monkeypatch.setattr(jobs, "submit", leak)
+    with pytest.raises(RuntimeError, match=r"token \*\*\* was rejected") as raised:
+        sp.simulate(sp.circuits.paper(2), torch.rand(3, 2, dtype=torch.float64), backend=_thread_target())
+    for error in _chain(raised.value):
+        assert TOKEN not in str(error) and TOKEN not in repr(error.args)
+
+
+def test_a_target_that_cannot_answer_falls_back_to_the_simulator_with_a_scrubbed_warning(rng, monkeypatch):
+    target = _thread_target(refresh_every=1)
+    ours, twins, opt, ref = _pair(rng, target)
+
+    def unreachable(self):
+        raise RuntimeError(f"the service refused token {TOKEN}")
+
+    monkeypatch.setattr(type(target), "num_qubits", property(unreachable))
+    with pytest.warns(
+        QiskitTargetWarning, match=r"refused token \*\*\*.*this step uses the simulator"
+    ) as caught:
+        _step_both(rng, ours, twins, opt, ref)
+    assert all(TOKEN not in str(w.message) for w in caught)
+    assert all(torch.equal(p, q) for p, q in zip(ours, twins))  # training went on: the kernel's step
+
+
+def test_a_request_the_worker_cannot_pickle_fails_alone(recwarn, monkeypatch):
+    from superpositional.backends.qiskit import worker
+
+    monkeypatch.setattr(worker, "_WORKER", None)  # a worker of this test's own
+    assert worker.submit(operator.add, 1, 2).result(timeout=60) == 3
+    process = worker._WORKER._process
+    with pytest.raises(RuntimeError, match="could not be sent to the worker"):
+        worker.submit(operator.add, threading.Lock(), 1).result(timeout=60)
+    assert worker.submit(operator.add, 2, 3).result(timeout=60) == 5
+    assert worker._WORKER._process is process  # no respawn, so nothing leaked
+    assert not [w for w in recwarn if issubclass(w.category, ResourceWarning)]
+    worker._WORKER.close()
+    assert process.poll() is not None
 
 
 def test_info_shows_the_configured_target(monkeypatch, capsys):

@@ -10,6 +10,9 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
+// Circuits below which a thread is not worth waking (the adjoint pass costs a few forward passes).
+constexpr std::int64_t kCircuitsPerThread = 128;
+
 template <class T, int N>
 void backward_n(const BackwardParams& p) {
   using Ops = Lanes<T>;
@@ -19,7 +22,8 @@ void backward_n(const BackwardParams& p) {
   T* d_grads = static_cast<T*>(p.d_grads);
   const std::int64_t weight_stride[2] = {N, 1};
 
-#pragma omp parallel num_threads(team_size(p))
+  const int team = team_size(p, p.batch, kCircuitsPerThread);
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     // Two states per thread, reused across its tiles.
     State<Ops, N> psi, lambda;

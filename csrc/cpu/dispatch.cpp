@@ -61,6 +61,13 @@ std::atomic<const KernelTable*>& active() {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_parallel_team_opened{false};
+}  // namespace
+
+bool parallel_team_opened() { return g_parallel_team_opened.load(std::memory_order_relaxed); }
+void mark_parallel_team_opened() { g_parallel_team_opened.store(true, std::memory_order_relaxed); }
+
 std::vector<std::string> compiled_isas() {
   std::vector<std::string> names;
   for (const Candidate& c : kCandidates) names.emplace_back(c.table->isa);

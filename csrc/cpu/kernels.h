@@ -27,4 +27,9 @@ std::vector<std::string> supported_isas();
 const KernelTable& kernels();
 void set_isa(const std::string& name);  // throws std::invalid_argument if unsupported
 
+// Whether a kernel of this process has opened an OpenMP team of more than one thread. libgomp's
+// thread pool does not survive fork: a child of such a process must run single-threaded.
+bool parallel_team_opened();
+void mark_parallel_team_opened();
+
 }  // namespace sp::cpu

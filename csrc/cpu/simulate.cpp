@@ -9,6 +9,9 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
+// Circuits below which a thread is not worth waking (a 4-qubit circuit takes tens of nanoseconds).
+constexpr std::int64_t kCircuitsPerThread = 512;
+
 template <class Ops, int N>
 inline void store_state(const State<Ops, N>& st, std::int64_t row0, int lanes, typename Ops::S* dst) {
   constexpr std::int64_t kDim = State<Ops, N>::kDim;
@@ -32,7 +35,8 @@ void simulate_n(const SimulateParams& p) {
   T* out = static_cast<T*>(p.out);
   T* state = static_cast<T*>(p.state);
 
-#pragma omp parallel for schedule(static) num_threads(team_size(p))
+  const int team = team_size(p, p.batch, kCircuitsPerThread);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (std::int64_t t = 0; t < tiles.count; ++t) {
     const auto tile = tiles[t];
     typename Ops::V theta[N], grad[N], e[N];  // an input the program never reads stays unset

@@ -191,9 +191,15 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
   }
 }
 
+// Elements below which a thread of the step's team is not worth waking: one chunk.
+constexpr std::int64_t kElementsPerThread = kChunkElements;
+
 template <class P, int N>
 void step_all_tensors(const StepParams& sp) {
-#pragma omp parallel num_threads(team_size(sp))
+  std::int64_t elements = 0;
+  for (int i = 0; i < sp.n_tensors; ++i) elements += sp.tensors[i].numel;
+  const int team = team_size(sp, elements, kElementsPerThread);
+#pragma omp parallel num_threads(team) if (team > 1)
   for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, N>(sp, sp.tensors[i]);
 }
 

@@ -38,8 +38,20 @@ def _apply_cpu_isa_override(module: ModuleType) -> None:
         )
 
 
+def _single_threaded_after_fork() -> None:
+    """In a child forked after our kernels opened an OpenMP team: libgomp's thread pool did not
+    survive the fork (its threads are gone, its state says they exist), so the first parallel region
+    in the child, ours or torch's (the two share one libgomp), would wait for them forever. One thread
+    needs no pool: the child runs single-threaded, as torch's DataLoader workers do."""
+    if _module is not None and _module.parallel_team_opened():
+        import torch
+
+        torch.set_num_threads(1)  # our kernels take their team size from torch's
+
+
 if _module is not None:
     _apply_cpu_isa_override(_module)
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
 
 
 def extension() -> ModuleType | None:

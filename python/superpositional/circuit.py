@@ -29,7 +29,7 @@ SINGLE_QUBIT_GATES = ("h", "x", "rx", "ry", "rz")
 ROTATIONS = ("rx", "ry", "rz")
 TWO_QUBIT_GATES = ("cx", "cz")
 
-_OBSERVABLE = re.compile(r"^([+-]?)([XYZ])$")
+_OBSERVABLE = re.compile(r"([+-]?)([XYZ])")
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class Circuit:
             )
         normalized = []
         for k, obs in enumerate(observables):
-            match = _OBSERVABLE.match(obs) if isinstance(obs, str) else None
+            match = _OBSERVABLE.fullmatch(obs) if isinstance(obs, str) else None  # no trailing newline
             if match is None:
                 raise ValueError(
                     f"observable of qubit {k} must be X, Y or Z with an optional sign, got {obs!r}"

@@ -15,7 +15,7 @@ import torch
 from . import backends
 from .backends.base import Backend, Batch
 from .backends.qiskit import jobs
-from .backends.qiskit.target import QiskitTarget
+from .backends.qiskit.target import QiskitTarget, scrubbed
 from .circuit import Circuit
 from .geometry import compute_dtype
 
@@ -178,7 +178,8 @@ def _on_target(circuit: Circuit, inputs: _Inputs, target: QiskitTarget, return_s
         raise ValueError("a Qiskit target does not compute gradients; use 'cpu' or 'torch' for that")
     circuit.freeze()
     rows = inputs.batch(circuit)
-    return torch.from_numpy(jobs.evaluate(target, circuit, rows.params, rows.grads, rows.size))
+    with scrubbed():  # Qiskit's errors can quote the request, credentials included
+        return torch.from_numpy(jobs.evaluate(target, circuit, rows.params, rows.grads, rows.size))
 
 
 class _AdjointSimulate(torch.autograd.Function):

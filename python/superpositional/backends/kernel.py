@@ -233,8 +233,14 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
         lr, lr_device = 0.0, lr.data_ptr()
     by_dtype = _by_dtype(tensors.params)
+    # Every table (and so every check of every state) before the first launch: a bad tensor of one
+    # dtype must not leave the tensors of another stepped.
+    tables = {
+        dtype: _TensorTable(tensors if len(by_dtype) == 1 else tensors.select(indices))
+        for dtype, indices in by_dtype.items()
+    }
     for dtype, indices in by_dtype.items():
-        table = _TensorTable(tensors if len(by_dtype) == 1 else tensors.select(indices))
+        table = tables[dtype]
         _launch(
             "step",
             config.circuit,
@@ -248,3 +254,8 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
             _enum("Coverage", config.coverage),
         )
         table.write_back()
+    # The kernels wrote through raw pointers: tell autograd, as an in-place torch op would, so that a
+    # graph that saved one of these tensors refuses to backpropagate through its old values.
+    torch.autograd.graph.increment_version(
+        [*tensors.params, *tensors.exp_avgs, *tensors.exp_avg_sqs, *tensors.max_exp_avg_sqs, *tensors.steps]
+    )

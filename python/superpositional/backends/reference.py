@@ -42,7 +42,12 @@ def _half_angle(
         )
     source = params if angle.source == "param" else grads
     assert source is not None  # simulate() checked that the inputs the circuit reads are given
-    theta = source[:, angle.index] * angle.scale + angle.offset
+    # The offset only matters modulo 4 pi (the period of the half angle's cosine and sine): bring it
+    # into (-2 pi, 2 pi] in double precision, so that a float32 input never adds an offset its dtype
+    # cannot hold.
+    half = angle.offset / 2
+    offset = 2 * math.atan2(math.sin(half), math.cos(half))
+    theta = source[:, angle.index] * angle.scale + offset
     return torch.cos(theta / 2), torch.sin(theta / 2)
 
 

@@ -20,7 +20,7 @@ from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
 from ..geometry import real_view
 from . import functional, ops
-from .checkpoint import AMSGRAD_MOMENT, load_groups, load_state, pack_group, state_dtype
+from .checkpoint import AMSGRAD_MOMENT, check_state, load_groups, load_state, pack_group, state_dtype
 from .options import (
     COMPLEX_DTYPES,
     OWN_OPTIONS,
@@ -286,6 +286,9 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         check_group(options)
         config = config_of(options)
         params = self._params_with_grad(group, options)
+        for p in params:
+            if self.state.get(p):
+                check_state(p, self.state[p], amsgrad=config.amsgrad, where=f"param group {index}")
         backend = options["backend"]
         extra: dict[str, Any] = {}
         if isinstance(backend, QiskitTarget):

@@ -25,8 +25,9 @@ from ..geometry import compute_dtype
 from .options import ADAMW_DEFAULTS, OWN_OPTIONS, check_group, options_of
 from .qiskit_groups import STATE_KEY as QISKIT_STATE_KEY
 from .qiskit_groups import QiskitGroups
+from .sharded import is_sharded
 
-__all__ = ["MOMENTS", "load_groups", "load_state", "pack_group", "state_dtype"]
+__all__ = ["MOMENTS", "check_state", "load_groups", "load_state", "pack_group", "state_dtype"]
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
 AMSGRAD_MOMENT = "max_exp_avg_sq"
@@ -122,6 +123,45 @@ def load_state(
             continue
         state[param] = _load_entry(key, entry, param, amsgrad)
     return state
+
+
+def check_state(param: torch.Tensor, state: Mapping[str, Any], *, amsgrad: bool, where: str) -> None:
+    """Refuse, before a step writes anything, a live state that no longer fits its parameter: the
+    parameter's data was replaced (another shape, dtype or device) or a state tensor was.
+
+    An AMSGrad state may lack ``max_exp_avg_sq`` (AMSGrad switched on later): the step creates it.
+    """
+    for name in ("step", *MOMENTS, *((AMSGRAD_MOMENT,) if amsgrad and AMSGRAD_MOMENT in state else ())):
+        value = state.get(name)
+        if name == "step":
+            good = (
+                isinstance(value, torch.Tensor)
+                and value.numel() == 1
+                and value.dtype == torch.float32
+                and value.device == param.device
+            )
+            wanted = f"a float32 scalar tensor on {param.device}"
+        else:
+            good = (
+                isinstance(value, torch.Tensor)
+                and value.shape == param.shape
+                and value.dtype == state_dtype(param)
+                and value.device == param.device
+                and (value.is_contiguous() or is_sharded(value))  # a shard is checked where it is stepped
+            )
+            shape = list(param.shape)
+            wanted = f"a contiguous {state_dtype(param)} tensor of shape {shape} on {param.device}"
+        if not good:
+            found = (
+                f"{value.dtype} {list(value.shape)} on {value.device}"
+                if isinstance(value, torch.Tensor)
+                else type(value).__name__
+            )
+            raise RuntimeError(
+                f"{where}: the optimizer state {name} of a {param.dtype} {list(param.shape)} parameter must "
+                f"be {wanted}, got {found} (did the parameter's data change? load a matching state, or "
+                "delete optimizer.state[param] to start it afresh); nothing was stepped"
+            )
 
 
 def _load_entry(key: Any, entry: Mapping[str, Any], param: torch.Tensor, amsgrad: bool) -> dict[str, Any]:

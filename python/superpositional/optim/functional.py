@@ -57,8 +57,9 @@ def select(
             raise NotImplementedError("a QiskitTarget does not step FSDP2-sharded parameters")
         if dispatcher is None or indices is None:
             raise ValueError("a QiskitTarget's step needs its param group's dispatcher and indices")
-        qiskit_step.check(backend, config, params)
         kernel = backends.resolve("auto", device, stacklevel=4)
+        if not qiskit_step.check(backend, config, params):
+            return _step_of(kernel)  # the target did not answer: this step is the simulator's
         return partial(qiskit_step.step, dispatcher=dispatcher, indices=indices, fused_step=_step_of(kernel))
     if device.type == "meta":  # nothing for any backend to step
         if backend not in ("auto", "torch"):  # a backend bound to a device names the mismatch itself

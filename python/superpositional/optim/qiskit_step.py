@@ -24,24 +24,40 @@ changes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from ..backends.base import StepConfig, StepFn, StepTensors
 from ..backends.qiskit.dispatch import Dispatcher, Evaluation
-from ..backends.qiskit.target import QiskitTarget
+from ..backends.qiskit.target import QiskitTarget, QiskitTargetWarning, scrubbed
 from ..geometry import compute_dtype, gather_groups, group_count, group_index
 from .update import adamw_update
 
 __all__ = ["check", "snapshot", "step"]
 
 
-def check(target: QiskitTarget, config: StepConfig, params: list[torch.Tensor]) -> None:
-    """Raise before the step changes anything if the target cannot take this group's circuits."""
-    target.check_circuit(config.circuit)
+def check(target: QiskitTarget, config: StepConfig, params: list[torch.Tensor]) -> bool:
+    """Raise before the step changes anything if the target cannot take this group's circuits as
+    configured (wider than the device, or over the cost guard with ``on_excess="error"``). False if
+    the target itself failed to answer (its width is asked of the backend): the step then runs on
+    the simulator, with a warning whose text is scrubbed of credentials, as for a failed job."""
+    try:
+        with scrubbed():
+            width = target.num_qubits
+    except Exception as error:
+        warnings.warn(
+            f"the Qiskit target {target.name!r} could not be asked for its width "
+            f"({type(error).__name__}: {error}); this step uses the simulator",
+            QiskitTargetWarning,
+            stacklevel=5,
+        )
+        return False
+    if config.circuit.n_qubits > width:
+        target.check_circuit(config.circuit)  # raises, naming both widths
     if config.quantum_weight == 0 or target.options["on_excess"] != "error":
-        return
+        return True
     n = config.circuit.n_qubits
     total = sum(group_count(p.shape, n, config.coverage) for p in params)
     if total > target.circuits_per_job:
@@ -50,6 +66,7 @@ def check(target: QiskitTarget, config: StepConfig, params: list[torch.Tensor]) 
             f"{target.circuits_per_job} per job (max_circuits_per_job, max_shots_per_job / shots); "
             "raise the guard, use coverage='paper', or on_excess='sample' to send a random subset"
         )
+    return True
 
 
 def snapshot(

@@ -15,6 +15,7 @@ on a target in ``superpositional.optim.qiskit_step``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -22,11 +23,11 @@ import os
 import threading
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["ENV_BACKEND", "QiskitTarget", "QiskitTargetWarning", "describe_from_env", "redact"]
+__all__ = ["ENV_BACKEND", "QiskitTarget", "QiskitTargetWarning", "describe_from_env", "redact", "scrubbed"]
 
 ENV_BACKEND = "SUPERPOSITIONAL_QISKIT_BACKEND"
 MODES = ("job", "batch", "session")
@@ -49,6 +50,37 @@ def redact(text: str) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+@contextlib.contextmanager
+def scrubbed() -> Iterator[None]:
+    """Let no credential leave in an exception: any exception raised inside has its text (its
+    arguments, its string attributes, and those of the exceptions chained to it) redacted, and is
+    re-raised as itself; one whose text still shows a credential becomes a RuntimeError that names
+    its type."""
+    try:
+        yield
+    except Exception as error:
+        _scrub(error, set())
+        text = str(error)
+        if redact(text) != text:
+            raise RuntimeError(f"{type(error).__name__}: {redact(text)}") from None
+        raise
+
+
+def _scrub(error: BaseException | None, seen: set[int]) -> None:
+    if error is None or id(error) in seen:
+        return
+    seen.add(id(error))
+    try:
+        error.args = tuple(redact(a) if isinstance(a, str) else a for a in error.args)
+        for name, value in list(getattr(error, "__dict__", {}).items()):
+            if isinstance(value, str):
+                setattr(error, name, redact(value))
+    except (AttributeError, TypeError):  # an exception type with read-only parts
+        pass
+    _scrub(error.__cause__, seen)
+    _scrub(error.__context__, seen)
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -42,9 +42,14 @@ _CHILD = (
 )
 
 
-def _write(stream: IO[bytes], value: Any) -> None:
+def _frame(value: Any) -> bytes:
+    """``value`` pickled, with its length in front."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def _write(stream: IO[bytes], value: Any) -> None:
+    stream.write(_frame(value))
     stream.flush()
 
 
@@ -77,10 +82,18 @@ class WorkerProcess:
 
         def exchange() -> None:
             try:
+                request = _frame((fn, args))
+            except (pickle.PicklingError, TypeError, AttributeError) as error:  # the worker is fine
+                if future.set_running_or_notify_cancel():
+                    message = f"the request could not be sent to the worker: {error}"
+                    future.set_exception(RuntimeError(message))
+                return
+            try:
                 with self._lock:
                     if not future.set_running_or_notify_cancel():
                         return  # cancelled while it waited for its turn: the child never sees it
-                    _write(self._process.stdin, (fn, args))
+                    self._process.stdin.write(request)
+                    self._process.stdin.flush()
                     ok, value = _read(self._process.stdout)
             except BaseException as error:  # the child died or the pipe broke: a new one next time
                 self.broken = True
@@ -119,6 +132,8 @@ def submit(fn: Callable[..., Any], *args: Any) -> Future:
     global _WORKER
     with _WORKER_LOCK:
         if _WORKER is None or _WORKER.broken or _WORKER._process.poll() is not None:
+            if _WORKER is not None:
+                _WORKER.close()  # its pipes and the process, or they leak (ResourceWarning)
             _WORKER = WorkerProcess()
         return _WORKER.submit(fn, *args)
 
