@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
+
+from ..output import busy_note
 
 __all__ = ["BENCHMARKS", "add_arguments", "main"]
 
@@ -42,4 +45,7 @@ def main(name: str, argv: list[str] | None = None, default_out: Path = Path("ben
     module = importlib.import_module(f"{__package__}.{name}")
     parser = argparse.ArgumentParser(description=(module.__doc__ or name).splitlines()[0])
     add_arguments(parser, default_out, (name,))
-    return run(name, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if (note := busy_note()) is not None:
+        print(note, file=sys.stderr)
+    return run(name, args)
