@@ -347,6 +347,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
 
     def _state_for(self, p: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
         state = self.state[p]
+        if state and (not amsgrad or AMSGRAD_MOMENT in state):
+            return state
         # zeros_like: a DTensor parameter (FSDP2) gets states sharded like it.
         zeros = partial(torch.zeros_like, p, dtype=state_dtype(p), memory_format=torch.contiguous_format)
         if not state:
