@@ -25,7 +25,11 @@ struct AdamWHyper {
 template <class S>
 struct AdamWConstants {
   S decay;  // 1 - lr * weight_decay
-  S one_minus_beta1;
+  // m.lerp_(g, w) with w = 1 - beta1, as torch computes it: m + w (g - m) below w = 0.5, else
+  // g - (g - m)(1 - w), exact at w = 1 (beta1 = 0) where the first form can lose a small g to
+  // cancellation against m. Both are (m or g) + lerp_factor * (g - m); the factor's sign bit says
+  // which (w, or -(1 - w), which is -0 at w = 1).
+  S lerp_factor;
   S beta2;
   S one_minus_beta2;
   S step_size;              // lr / (1 - beta1^t)
@@ -48,7 +52,8 @@ SP_INLINE AdamWConstants<S> adamw_constants(const AdamWHyper& h, C lr, C t) {
   const C beta1 = static_cast<C>(h.beta1), beta2 = static_cast<C>(h.beta2);
   AdamWConstants<S> c;
   c.decay = static_cast<S>(one - lr * static_cast<C>(h.weight_decay));
-  c.one_minus_beta1 = static_cast<S>(one - beta1);
+  const S w = static_cast<S>(one - beta1);
+  c.lerp_factor = w < static_cast<S>(0.5) ? w : -(static_cast<S>(1) - w);
   c.beta2 = static_cast<S>(beta2);
   c.one_minus_beta2 = static_cast<S>(one - beta2);
   c.step_size = static_cast<S>(lr / (one - std::pow(beta1, t)));
@@ -69,7 +74,7 @@ SP_INLINE AdamWConstants<S> adamw_constants(const AdamWHyper& h, C lr, C t) {
 // neither read nor written without it.
 template <bool kCircuit, bool kAmsgrad, class S>
 SP_INLINE void adamw_update(S& p, S& m, S& v, S& v_max, S g, S e, const AdamWConstants<S>& c) {
-  m = m + c.one_minus_beta1 * (g - m);
+  m = (std::signbit(c.lerp_factor) ? g : m) + c.lerp_factor * (g - m);
   v = c.beta2 * v + c.one_minus_beta2 * (g * g);
   S root_of = v;
   if constexpr (kAmsgrad) {

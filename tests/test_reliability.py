@@ -196,6 +196,30 @@ def test_a_graph_that_saved_a_parameter_refuses_to_backpropagate_after_a_step(de
     torch._dynamo.reset()
 
 
+# -- the first moment as torch's lerp (found by the property tests) ---------------------------------
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch", *(["cuda"] if "cuda" in DEVICES else [])])
+@pytest.mark.parametrize("beta1", [0.0, 0.3, 0.5, 0.9])
+def test_small_gradients_after_large_ones_step_as_adamw_for_any_beta1(backend, beta1):
+    """m + w (g - m) loses a small g against a large m at w = 1 (beta1 = 0); torch's lerp switches
+    to g - (g - m)(1 - w) from w = 0.5, and so must the kernels."""
+    device = "cuda" if backend == "cuda" else "cpu"
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(64, generator=generator)
+    ours = torch.nn.Parameter(start.clone().to(device))
+    theirs = torch.nn.Parameter(start.clone().to(device))
+    kwargs = dict(lr=0.0625, betas=(beta1, 0.0), eps=0.0, weight_decay=0.0)
+    opt = sp.SuperpositionalAdamW([ours], quantum_weight=0.0, backend=backend, **kwargs)
+    adamw = torch.optim.AdamW([theirs], **kwargs)
+    for scale in (1.0, 1e-4, 1.0, 1e-5):
+        g = (scale * torch.randn(64, generator=generator)).to(device)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        opt.step()
+        adamw.step()
+    torch.testing.assert_close(ours, theirs, atol=2e-6, rtol=1e-5)
+
+
 # -- 6. fork safety ------------------------------------------------------------------------------
 
 FORK_SCRIPT = """
