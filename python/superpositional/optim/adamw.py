@@ -357,6 +357,6 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             state["exp_avg"] = zeros()
             state["exp_avg_sq"] = zeros()
         if amsgrad and AMSGRAD_MOMENT not in state:
-            # As torch when amsgrad is switched on for a state that has none: it starts at zero.
+            # AMSGrad switched on for a state that has none (torch's AdamW would fail): it starts at zero.
             state[AMSGRAD_MOMENT] = zeros()
         return state

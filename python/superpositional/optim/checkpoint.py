@@ -132,61 +132,41 @@ def check_state(param: torch.Tensor, state: Mapping[str, Any], *, amsgrad: bool,
     An AMSGrad state may lack ``max_exp_avg_sq`` (AMSGrad switched on later): the step creates it.
     Runs for every parameter at every step, so the passing case does no more than compare.
     """
-    device = param.device
-    step = state.get("step")
-    names = (*MOMENTS, AMSGRAD_MOMENT) if amsgrad and AMSGRAD_MOMENT in state else MOMENTS
-    if (
-        type(step) is torch.Tensor
-        and step.dtype == torch.float32
-        and step.device == device
-        and step.numel() == 1
-    ):
-        shape, dtype = param.shape, state_dtype(param)
-        for name in names:
-            value = state.get(name)
-            if not (
-                isinstance(value, torch.Tensor)
-                and value.shape == shape
-                and value.dtype == dtype
-                and value.device == device
-                and (value.is_contiguous() or is_sharded(value))  # a shard is checked where it is stepped
-            ):
-                break
-        else:
-            return
-    _refuse_state(param, state, names, where)
-
-
-def _refuse_state(param: torch.Tensor, state: Mapping[str, Any], names: tuple[str, ...], where: str) -> None:
-    """The error :func:`check_state` raises, naming the first state entry that does not fit."""
-    wanted = {"step": f"a float32 scalar tensor on {param.device}"}
-    shape = list(param.shape)
+    names = ("step", *MOMENTS, AMSGRAD_MOMENT) if amsgrad and AMSGRAD_MOMENT in state else ("step", *MOMENTS)
+    dtype = state_dtype(param)
     for name in names:
-        wanted[name] = f"a contiguous {state_dtype(param)} tensor of shape {shape} on {param.device}"
-    for name, text in wanted.items():
         value = state.get(name)
-        fits = isinstance(value, torch.Tensor) and (
-            (value.dtype == torch.float32 and value.device == param.device and value.numel() == 1)
-            if name == "step"
-            else (
-                value.shape == param.shape
-                and value.dtype == state_dtype(param)
-                and value.device == param.device
-                and (value.is_contiguous() or is_sharded(value))
-            )
-        )
-        if fits:
+        if _fits(name, value, param, dtype):
             continue
+        shape = list(param.shape)
+        wanted = (
+            f"a float32 scalar tensor on {param.device}"
+            if name == "step"
+            else f"a contiguous {dtype} tensor of shape {shape} on {param.device}"
+        )
         found = (
             f"{value.dtype} {list(value.shape)} on {value.device}"
             if isinstance(value, torch.Tensor)
             else type(value).__name__
         )
         raise RuntimeError(
-            f"{where}: the optimizer state {name} of a {param.dtype} {shape} parameter must be {text}, "
+            f"{where}: the optimizer state {name} of a {param.dtype} {shape} parameter must be {wanted}, "
             f"got {found} (did the parameter's data change? load a matching state, or delete "
             "optimizer.state[param] to start it afresh); nothing was stepped"
         )
+
+
+def _fits(name: str, value: Any, param: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether state entry ``name`` is what a step of ``param`` reads (states of dtype ``dtype``)."""
+    if not isinstance(value, torch.Tensor) or value.device != param.device:
+        return False
+    if name == "step":
+        return value.dtype == torch.float32 and value.numel() == 1
+    return (
+        value.shape == param.shape
+        and value.dtype == dtype
+        and (value.is_contiguous() or is_sharded(value))  # a shard is checked where it is stepped
+    )
 
 
 def _load_entry(key: Any, entry: Mapping[str, Any], param: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
