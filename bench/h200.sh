@@ -2,6 +2,7 @@
 # One session on the lent H200 (see the device tool's README): build there, test, sanitize, validate
 # against Aer and benchmark:  bash bench/h200.sh all  (about 7 minutes), or the stages separately:
 # bash bench/h200.sh build-test  /  bash bench/h200.sh bench  /  bash bench/h200.sh sanitize [PYTEST_K]
+# / bash bench/h200.sh profile [DTYPE]  (Nsight Compute on the step kernels)
 # The paper's experiments on the GPU (each stage fits one 10-minute device call):
 # bash bench/h200.sh demo  /  bash bench/h200.sh finetune MODEL SEED...
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
@@ -34,7 +35,8 @@ case "$1" in
     python3 -m pytest -q tests/test_cuda.py tests/test_kernel.py tests/test_optimizer.py tests/test_simulate.py \
       tests/test_aer.py tests/test_compile.py tests/test_optimizer_errors.py tests/test_gradients.py \
       tests/test_nn.py tests/test_finetune.py tests/test_compile_step.py tests/test_drop_in.py \
-      tests/test_torch_contract.py -p no:cacheprovider || status=1
+      tests/test_torch_contract.py tests/test_state_dtype.py tests/test_stochastic_rounding.py \
+      tests/test_reliability.py -p no:cacheprovider || status=1
     for tool in memcheck racecheck initcheck synccheck; do
       echo "== compute-sanitizer --tool $tool"
       compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/sanitize_cuda.py 2>&1 | tail -4
@@ -61,6 +63,17 @@ case "$1" in
         python3 tests/sanitize_cuda.py 2>&1 | tail -3
       echo "$tool exit: ${PIPESTATUS[0]}"
     done
+    ;;
+  profile)
+    # Nsight Compute on the step kernels (bench/profile_step.py): the third launch of each, with the
+    # clocks left alone (METHOD.md). A second argument names the dtype (default float32).
+    ncu --clock-control none --kernel-name regex:'step_kernel|adam' --launch-skip 2 --launch-count 3 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section InstructionStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+      python3 bench/profile_step.py --dtype "${2:-float32}" >"$OUT/ncu-${2:-float32}.txt" 2>&1
+    echo "ncu exit: $?"
+    grep -E "step_kernel|adam|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Registers Per|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|No Eligible|Warp Cycles Per Issued" \
+      "$OUT/ncu-${2:-float32}.txt" | cut -c1-150
     ;;
   bench)
     python3 -m superpositional validate --circuits 1000 --backends cuda --json "$OUT/validate-cuda.json" \

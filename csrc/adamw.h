@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "inline.h"
 
@@ -19,6 +20,10 @@ struct AdamWHyper {
   double quantum_weight = 0.1;  // lambda, the weight of the circuit term
   bool maximize = false;
   bool amsgrad = false;  // divide by the running maximum of v (torch's amsgrad=True)
+  // 16-bit parameters only: write p rounded stochastically (rounding.h), the random bits keyed by
+  // this seed, each tensor's rounding_stream and its step number.
+  bool stochastic_rounding = false;
+  std::uint32_t rounding_seed = 0;
 };
 
 // The constants of one tensor's step, in the math type S.

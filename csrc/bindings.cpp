@@ -163,16 +163,20 @@ void backward(const On& on, const sp::Program& prog, const BatchArgs& in, std::u
   run_on(on, p);
 }
 
-// `tensors` is the address of an int64 array of n_tensors rows of 8 words laid
-// out as sp::StepTensor (pointers, numel, row_length).
+// `tensors` is the address of an int64 array of n_tensors rows of 9 words laid
+// out as sp::StepTensor (pointers, numel, row_length, rounding_stream).
 template <class On>
 void step(const On& on, const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
-          const sp::AdamWHyper& hyper, std::uintptr_t lr_device, sp::Coverage coverage) {
+          sp::ParamType state_type, const sp::AdamWHyper& hyper, std::uintptr_t lr_device, sp::Coverage coverage) {
+  const bool sixteen_bit = dtype == sp::ParamType::kBFloat16 || dtype == sp::ParamType::kFloat16;
+  if (state_type != dtype && !(sixteen_bit && state_type == sp::ParamType::kFloat32))
+    throw std::invalid_argument("state_type must be the parameters' type, or float32 for 16-bit parameters");
   sp::StepParams p;
   p.program = &prog;
   p.tensors = checked_tensor_table(tensors, n_tensors, hyper.amsgrad);
   p.n_tensors = n_tensors;
   p.dtype = dtype;
+  p.state_type = state_type;
   p.hyper = hyper;
   p.lr_device = reinterpret_cast<const float*>(lr_device);
   p.coverage = coverage;
@@ -278,15 +282,19 @@ PYBIND11_MODULE(_C, m) {
       "Adjoint-method gradients of sum(weights * expectations) with respect to params and grads (CPU).");
   m.def(
       "step_cpu",
-      [](const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype, double lr,
-         std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay, double quantum_weight,
-         bool maximize, bool amsgrad, sp::Coverage coverage, int num_threads) {
-        step(OnCpu{num_threads}, prog, tensors, n_tensors, dtype,
-             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad}, lr_device, coverage);
+      [](const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
+         sp::ParamType state_type, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
+         double weight_decay, double quantum_weight, bool maximize, bool amsgrad, bool stochastic_rounding,
+         std::uint32_t rounding_seed, sp::Coverage coverage, int num_threads) {
+        step(OnCpu{num_threads}, prog, tensors, n_tensors, dtype, state_type,
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad, stochastic_rounding,
+              rounding_seed},
+             lr_device, coverage);
       },
-      py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"), py::arg("lr"),
-      py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-      py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"), py::arg("coverage"), py::arg("num_threads"),
+      py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"), py::arg("state_type"),
+      py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"),
+      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("coverage"), py::arg("num_threads"),
       "The fused AdamW + circuit step over many tensors (CPU).");
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
@@ -331,15 +339,18 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "step_cuda",
       [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
-         double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps, double weight_decay,
-         double quantum_weight, bool maximize, bool amsgrad, sp::Coverage coverage, std::uintptr_t stream) {
-        step(OnCuda{program, stream}, prog, tensors, n_tensors, dtype,
-             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad}, lr_device, coverage);
+         sp::ParamType state_type, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
+         double weight_decay, double quantum_weight, bool maximize, bool amsgrad, bool stochastic_rounding,
+         std::uint32_t rounding_seed, sp::Coverage coverage, std::uintptr_t stream) {
+        step(OnCuda{program, stream}, prog, tensors, n_tensors, dtype, state_type,
+             {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad, stochastic_rounding,
+              rounding_seed},
+             lr_device, coverage);
       },
       py::arg("host_program"), py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
-      py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"), py::arg("coverage"),
-      py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
+      py::arg("state_type"), py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"),
+      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("coverage"), py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
   m.def("cuda_devices", [] {
     const sp::cuda::DeviceInfo info = sp::cuda::device_info();
     return py::dict(py::arg("count") = info.count, py::arg("capability") = py::make_tuple(info.major, info.minor),

@@ -12,8 +12,10 @@ namespace sp {
 
 enum class DType : int { kFloat32 = 0, kFloat64 = 1 };
 
-// Parameter storage types of the fused step. Math is float32 (float64 for
-// float64 parameters); exp_avg and exp_avg_sq are float32 for the 16-bit types.
+// Storage types of the fused step's parameters and states. Math is float32
+// (float64 for float64 parameters); the states (exp_avg, exp_avg_sq,
+// max_exp_avg_sq) of 16-bit parameters are float32 or the parameter's own type
+// (the param group's state_dtype), those of the others the parameter's type.
 enum class ParamType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
 // The math type of a parameter storage type P: double for double, float for
@@ -29,7 +31,7 @@ enum class Coverage : int {
 
 // One parameter tensor of the fused step: every buffer contiguous, in the
 // tensor's logical (row-major) order, on the device the kernel runs on. The
-// layout is seven 8-byte words so that Python can pass an int64 array of them.
+// layout is nine 8-byte words so that Python can pass an int64 array of them.
 struct StepTensor {
   void* param;
   const void* grad;
@@ -39,8 +41,10 @@ struct StepTensor {
   float* step;  // the state's float32 step counter; the kernel reads it and adds 1
   std::int64_t numel;
   std::int64_t row_length;  // elements per row: numel / size(0) for dim >= 2, else numel
+  // The parameter's index in its optimizer: which random stream stochastic rounding draws from.
+  std::uint64_t rounding_stream;
 };
-static_assert(sizeof(StepTensor) == 8 * sizeof(std::int64_t), "StepTensor is passed as 8 int64 words");
+static_assert(sizeof(StepTensor) == 9 * sizeof(std::int64_t), "StepTensor is passed as 9 int64 words");
 
 // Calls f(std::integral_constant<int, n>{}) for the run-time qubit count n, so
 // kernels get the state size (and loop bounds) at compile time.

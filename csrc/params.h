@@ -52,6 +52,7 @@ struct StepParams : KernelParams {
   const StepTensor* tensors = nullptr;  // host array of n_tensors rows
   int n_tensors = 0;
   ParamType dtype = ParamType::kFloat32;
+  ParamType state_type = ParamType::kFloat32;  // of every state tensor: dtype, or float32 for 16-bit dtypes
   AdamWHyper hyper;
   // When set, the learning rate is read from here (a float32 scalar on the
   // kernel's device) instead of hyper.lr: on CUDA the step then needs no host

@@ -119,6 +119,7 @@ def test_the_op_passes_opcheck(rng, amsgrad):
         [torch.rand_like(p) for p in params],
         [torch.zeros(()) for _ in params],
         [torch.rand_like(p) for p in params] if amsgrad else [],
+        [0, 1],  # the rounding streams (unused: float32 parameters are never rounded stochastically)
         1e-3,
         None,
         0.9,
@@ -128,6 +129,8 @@ def test_the_op_passes_opcheck(rng, amsgrad):
         0.5,
         False,
         amsgrad,
+        True,
+        12345,
         ops.register(circuit),
         "all",
     )

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "../adamw.h"
+#include "../rounding.h"
 #include "../statevector.h"
 #include "isa.h"
 #include "tiles.h"
@@ -14,7 +16,8 @@
 namespace sp::cpu::SP_ISA {
 namespace {
 
-// The state tensors of one tensor's step, at an element offset.
+// The state tensors of one tensor's step, at an element offset, stored as M
+// (the math type, or the 16-bit parameter type under state_dtype "param").
 template <class M>
 struct Moments {
   M* m;
@@ -24,29 +27,63 @@ struct Moments {
   Moments at(std::int64_t offset) const { return {m + offset, v + offset, v_max ? v_max + offset : nullptr}; }
 };
 
-// AdamW (adamw.h) on `count` consecutive elements, with the circuit term when
-// kQuantum. One vector loop: the element update is force-inlined into it.
-template <bool kQuantum, bool kAmsgrad, class P, class S, class M>
+// What a parameter write needs beyond its value: under stochastic rounding
+// (16-bit parameters), the step's rounding key and the element's index in its tensor.
+struct Rounding {
+  bool on;
+  std::uint32_t key;
+};
+
+// x as the storage type P will hold it: rounded stochastically (rounding.h) to
+// P's format when asked, so that store_as's round-to-nearest is then exact.
+template <class P, class S>
+inline S rounded_for(S x, std::uint32_t key, std::int64_t index) {
+  if constexpr (std::is_same_v<P, BFloat16>) {
+    return round_bfloat16_stochastically(x, rounding_bits(key, index));
+  } else if constexpr (std::is_same_v<P, _Float16>) {
+    return round_float16_stochastically(x, rounding_bits(key, index));
+  } else {
+    return x;  // full-precision parameters are never rounded stochastically
+  }
+}
+
+// AdamW (adamw.h) on `count` consecutive elements, the first at index `first`
+// of its tensor, with the circuit term when kQuantum. One vector loop: the
+// element update is force-inlined into it.
+template <bool kQuantum, bool kAmsgrad, bool kRound, class P, class S, class M>
 inline void adamw_loop(P* __restrict p, const P* __restrict g, M* __restrict m, M* __restrict v,
-                       M* __restrict v_max, const S* __restrict e, std::int64_t count, const AdamWConstants<S>& c) {
+                       M* __restrict v_max, const S* __restrict e, std::int64_t count, const AdamWConstants<S>& c,
+                       std::uint32_t key, std::int64_t first) {
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
-    S pi = load_as<S>(p[i]), mi = m[i], vi = v[i], wi = kAmsgrad ? v_max[i] : S(0);
+    S pi = load_as<S>(p[i]), mi = load_as<S>(m[i]), vi = load_as<S>(v[i]), wi = kAmsgrad ? load_as<S>(v_max[i]) : S(0);
     adamw_update<kQuantum, kAmsgrad>(pi, mi, vi, wi, load_as<S>(g[i]) * c.grad_sign, kQuantum ? e[i] : S(0), c);
-    m[i] = mi;
-    v[i] = vi;
-    if constexpr (kAmsgrad) v_max[i] = wi;
+    m[i] = store_as<M>(mi);
+    v[i] = store_as<M>(vi);
+    if constexpr (kAmsgrad) v_max[i] = store_as<M>(wi);
+    if constexpr (kRound) pi = rounded_for<P>(pi, key, first + i);
     p[i] = store_as<P>(pi);
   }
 }
 
 template <bool kQuantum, class P, class S, class M>
 inline void adamw(P* p, const P* g, const Moments<M>& s, const S* e, std::int64_t count,
-                  const AdamWConstants<S>& c) {
+                  const AdamWConstants<S>& c, Rounding rounding, std::int64_t first) {
+  auto run = [&](auto amsgrad, auto round) {
+    adamw_loop<kQuantum, decltype(amsgrad)::value, decltype(round)::value>(p, g, s.m, s.v, s.v_max, e, count, c,
+                                                                         rounding.key, first);
+  };
+  auto with_rounding = [&](auto amsgrad) {
+    constexpr bool kMayRound = std::is_same_v<P, BFloat16> || std::is_same_v<P, _Float16>;
+    if constexpr (kMayRound) {
+      if (rounding.on) return run(amsgrad, std::true_type{});
+    }
+    run(amsgrad, std::false_type{});
+  };
   if (s.v_max != nullptr) {
-    adamw_loop<kQuantum, true>(p, g, s.m, s.v, s.v_max, e, count, c);
+    with_rounding(std::true_type{});
   } else {
-    adamw_loop<kQuantum, false>(p, g, s.m, s.v, s.v_max, e, count, c);
+    with_rounding(std::false_type{});
   }
 }
 
@@ -97,16 +134,17 @@ inline void tile_expectations(const Program& prog, const StepTensor& t, int lane
   }
 }
 
-template <class P, int N>
+template <class P, class M, int N>
 void step_tensor(const StepParams& sp, const StepTensor& t) {
   using S = MathOf<P>;
-  using M = S;
   using Ops = Lanes<S>;
   constexpr int W = Ops::kWidth;
   if (t.numel == 0) return;
   const Program& prog = *sp.program;
   const double lr = sp.lr_device != nullptr ? static_cast<double>(*sp.lr_device) : sp.hyper.lr;
   const AdamWConstants<S> constants = adamw_constants<S>(sp.hyper, lr, static_cast<double>(*t.step));
+  const Rounding rounding{sp.hyper.stochastic_rounding,
+                          rounding_key(sp.hyper.rounding_seed, t.rounding_stream, static_cast<std::uint32_t>(*t.step))};
   P* p = static_cast<P*>(t.param);
   const P* g = static_cast<const P*>(t.grad);
   const Moments<M> moments{static_cast<M*>(t.exp_avg), static_cast<M*>(t.exp_avg_sq),
@@ -132,10 +170,11 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
                                   n = count;
                                 },
                                 e);
-        adamw<true>(p, g, moments, e, count, constants);
+        adamw<true>(p, g, moments, e, count, constants, rounding, 0);
         begin = count;
       }
-      adamw<false>(p + begin, g + begin, moments.at(begin), static_cast<const S*>(nullptr), end - begin, constants);
+      adamw<false>(p + begin, g + begin, moments.at(begin), static_cast<const S*>(nullptr), end - begin, constants,
+                   rounding, begin);
     }
     return;
   }
@@ -187,25 +226,32 @@ void step_tensor(const StepParams& sp, const StepTensor& t) {
       tile_expectations<P, N>(prog, t, lanes, rows_divide && lanes == W, tile_begin, constants.grad_sign, place,
                               e + (tile_begin - begin));
     }
-    adamw<true>(p + begin, g + begin, moments.at(begin), e, end - begin, constants);
+    adamw<true>(p + begin, g + begin, moments.at(begin), e, end - begin, constants, rounding, begin);
   }
 }
 
 // Elements below which a thread of the step's team is not worth waking: one chunk.
 constexpr std::int64_t kElementsPerThread = kChunkElements;
 
-template <class P, int N>
+template <class P, class M, int N>
 void step_all_tensors(const StepParams& sp) {
   std::int64_t elements = 0;
   for (int i = 0; i < sp.n_tensors; ++i) elements += sp.tensors[i].numel;
   const int team = team_size(sp, elements, kElementsPerThread);
 #pragma omp parallel num_threads(team) if (team > 1)
-  for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, N>(sp, sp.tensors[i]);
+  for (int i = 0; i < sp.n_tensors; ++i) step_tensor<P, M, N>(sp, sp.tensors[i]);
 }
 
+// P the parameters' storage type; a 16-bit P keeps its states in float32 or in P itself.
 template <class P>
 void step_typed(const StepParams& sp) {
-  with_qubit_count(sp.program->n_qubits, [&](auto n) { step_all_tensors<P, decltype(n)::value>(sp); });
+  with_qubit_count(sp.program->n_qubits, [&](auto n) {
+    constexpr int N = decltype(n)::value;
+    if constexpr (!std::is_same_v<P, MathOf<P>>) {
+      if (sp.state_type != ParamType::kFloat32) return step_all_tensors<P, P, N>(sp);
+    }
+    step_all_tensors<P, MathOf<P>, N>(sp);
+  });
 }
 
 }  // namespace

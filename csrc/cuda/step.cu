@@ -2,7 +2,8 @@
 // (coverage "all"; for "paper" the groups only partition the work and just the
 // first carries a circuit). Each thread reads its p, g, m, v once (16- or
 // 8-byte vector loads where aligned), evaluates its circuit in registers on the
-// start-of-step values, and writes p, m, v, updated by adamw.h's element update.
+// start-of-step values, and writes p, m, v, updated by adamw.h's element update
+// (p rounded stochastically by rounding.h when the step asks for it).
 // One launch covers up to kTensorsPerLaunch tensors; no host synchronisation;
 // the step counters and, optionally, the learning rate live in device memory,
 // so the step can be captured in a CUDA graph.
@@ -15,6 +16,7 @@
 #include <type_traits>
 
 #include "../adamw.h"
+#include "../rounding.h"
 #include "../statevector.h"
 #include "kernels.h"
 #include "ops.cuh"
@@ -114,17 +116,36 @@ __device__ __forceinline__ AdamWConstants<S> tensor_constants(const AdamWHyper& 
   return adamw_constants<S, S>(hyper, lr, static_cast<S>(*step + 1.0f));
 }
 
+// A 16-bit parameter's new values rounded stochastically to its format (so that
+// store_group's round-to-nearest is then exact); the first at element `index`.
+template <class P, int N>
+__device__ __forceinline__ void round_group_stochastically(float* values, std::uint32_t key, std::int64_t index) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const std::uint32_t r = rounding_bits(key, index + k);
+    if constexpr (std::is_same_v<P, __nv_bfloat16>) {
+      values[k] = round_bfloat16_stochastically(values[k], r);
+    } else {
+      values[k] = round_float16_stochastically(values[k], r);
+    }
+  }
+}
+
+// M: the storage type of the states (the math type, or a 16-bit P itself).
 // skip_first: leave each tensor's first group to another launch (coverage "paper").
 // kAmsgrad: each group also reads and writes its max_exp_avg_sq.
-template <class P, int N, int kCircuits, bool kAmsgrad>
+template <class P, class M, int N, int kCircuits, bool kAmsgrad>
 __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restrict__ program, const Launch launch,
                                                         const AdamWHyper hyper, const float* __restrict__ lr_device,
                                                         bool skip_first) {
   using S = MathOf<P>;
   using Ops = ScalarOps<S>;
   const std::int64_t total = launch.first_unit[launch.n_tensors];
+  constexpr bool kMayRound = !std::is_same_v<P, S>;  // 16-bit parameters
+  const bool rounds = kMayRound && hyper.stochastic_rounding;
   int tensor = -1;
   AdamWConstants<S> c{};
+  std::uint32_t rounding{};
   for (std::int64_t unit = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; unit < total;
        unit += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     if (tensor < 0 || unit >= launch.first_unit[tensor + 1] || unit < launch.first_unit[tensor]) {
@@ -134,7 +155,11 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
         if (launch.first_unit[mid] <= unit) lo = mid; else hi = mid - 1;
       }
       tensor = lo;
-      c = tensor_constants<S>(hyper, lr_device, launch.tensors[tensor].step);
+      const StepTensor& entered = launch.tensors[tensor];
+      c = tensor_constants<S>(hyper, lr_device, entered.step);
+      if (rounds)
+        rounding = rounding_key(hyper.rounding_seed, entered.rounding_stream,
+                                static_cast<std::uint32_t>(*entered.step + 1.0f));
     }
     const StepTensor& t = launch.tensors[tensor];
     const std::int64_t local = unit - launch.first_unit[tensor];
@@ -152,17 +177,17 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
     }
     P* p = static_cast<P*>(t.param) + offset;
     const P* g = static_cast<const P*>(t.grad) + offset;
-    S* m = static_cast<S*>(t.exp_avg) + offset;
-    S* v = static_cast<S*>(t.exp_avg_sq) + offset;
-    S* v_max = kAmsgrad ? static_cast<S*>(t.max_exp_avg_sq) + offset : nullptr;
+    M* m = static_cast<M*>(t.exp_avg) + offset;
+    M* v = static_cast<M*>(t.exp_avg_sq) + offset;
+    M* v_max = kAmsgrad ? static_cast<M*>(t.max_exp_avg_sq) + offset : nullptr;
     const bool aligned =
         aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v) && (!kAmsgrad || aligned16(v_max));
     S pv[N], gv[N], mv[N], vv[N], wv[N], e[N];
     load_group<P, N>(p, count, aligned, pv);
     load_group<P, N>(g, count, aligned, gv);
-    load_group<S, N>(m, count, aligned, mv);
-    load_group<S, N>(v, count, aligned, vv);
-    if constexpr (kAmsgrad) load_group<S, N>(v_max, count, aligned, wv);
+    load_group<M, N>(m, count, aligned, mv);
+    load_group<M, N>(v, count, aligned, vv);
+    if constexpr (kAmsgrad) load_group<M, N>(v_max, count, aligned, wv);
 #pragma unroll
     for (int k = 0; k < N; ++k) gv[k] *= c.grad_sign;
     if constexpr (kCircuits == kProductState) {
@@ -176,10 +201,13 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
 #pragma unroll
     for (int k = 0; k < N; ++k)
       adamw_update<kCircuit, kAmsgrad>(pv[k], mv[k], vv[k], wv[k], gv[k], kCircuit ? e[k] : S(0), c);
+    if constexpr (kMayRound) {
+      if (rounds) round_group_stochastically<P, N>(pv, rounding, offset);
+    }
     store_group<P, N>(p, count, aligned, pv);
-    store_group<S, N>(m, count, aligned, mv);
-    store_group<S, N>(v, count, aligned, vv);
-    if constexpr (kAmsgrad) store_group<S, N>(v_max, count, aligned, wv);
+    store_group<M, N>(m, count, aligned, mv);
+    store_group<M, N>(v, count, aligned, vv);
+    if constexpr (kAmsgrad) store_group<M, N>(v_max, count, aligned, wv);
   }
 }
 
@@ -210,41 +238,41 @@ Launch make_launch(const StepParams& p, int first, int count, bool first_groups_
   return launch;
 }
 
-template <class P, int N, int kCircuits>
+template <class P, class M, int N, int kCircuits>
 void launch_step(const StepParams& p, const Launch& launch, bool skip_first) {
   const std::int64_t total = launch.first_unit[launch.n_tensors];
   if (total == 0) return;
   const auto stream = static_cast<cudaStream_t>(p.stream);
   if (p.hyper.amsgrad) {
-    step_kernel<P, N, kCircuits, true><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
+    step_kernel<P, M, N, kCircuits, true><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
                                                                                 p.lr_device, skip_first);
   } else {
-    step_kernel<P, N, kCircuits, false><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
+    step_kernel<P, M, N, kCircuits, false><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
                                                                                  p.lr_device, skip_first);
   }
   check(cudaGetLastError(), "step kernel launch");
 }
 
-template <class P, int N>
+template <class P, class M, int N>
 void launch_chunk(const StepParams& p, int first, int count) {
   const Launch launch = make_launch<N>(p, first, count, false);
   const bool quantum = p.hyper.quantum_weight != 0.0;
   auto with_circuits = [&](const Launch& l, bool skip_first) {
     if (p.program->product_only) {
-      launch_step<P, N, kProductState>(p, l, skip_first);
+      launch_step<P, M, N, kProductState>(p, l, skip_first);
     } else {
-      launch_step<P, N, kStatevector>(p, l, skip_first);
+      launch_step<P, M, N, kStatevector>(p, l, skip_first);
     }
   };
   if (!quantum) {
-    launch_step<P, N, kNone>(p, launch, false);
+    launch_step<P, M, N, kNone>(p, launch, false);
   } else if (p.coverage == Coverage::kAll) {
     with_circuits(launch, false);
   } else {
     // Coverage "paper": a plain pass over all but each tensor's first group,
     // and one circuit per tensor for the first groups. The two touch disjoint
     // elements; both read the step counter before it moves.
-    launch_step<P, N, kNone>(p, launch, true);
+    launch_step<P, M, N, kNone>(p, launch, true);
     with_circuits(make_launch<N>(p, first, count, true), false);
   }
   const auto stream = static_cast<cudaStream_t>(p.stream);
@@ -252,15 +280,22 @@ void launch_chunk(const StepParams& p, int first, int count) {
   check(cudaGetLastError(), "step counter launch");
 }
 
-template <class P, int N>
+template <class P, class M, int N>
 void launch_all(const StepParams& p) {
   for (int first = 0; first < p.n_tensors; first += kTensorsPerLaunch)
-    launch_chunk<P, N>(p, first, std::min(kTensorsPerLaunch, p.n_tensors - first));
+    launch_chunk<P, M, N>(p, first, std::min(kTensorsPerLaunch, p.n_tensors - first));
 }
 
+// P the parameters' storage type; a 16-bit P keeps its states in float or in P itself.
 template <class P>
 void launch_typed(const StepParams& p) {
-  with_qubit_count(p.program->n_qubits, [&](auto n) { launch_all<P, decltype(n)::value>(p); });
+  with_qubit_count(p.program->n_qubits, [&](auto n) {
+    constexpr int N = decltype(n)::value;
+    if constexpr (!std::is_same_v<P, MathOf<P>>) {
+      if (p.state_type != ParamType::kFloat32) return launch_all<P, P, N>(p);
+    }
+    launch_all<P, MathOf<P>, N>(p);
+  });
 }
 
 }  // namespace

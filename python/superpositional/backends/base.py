@@ -46,7 +46,11 @@ class StepTensors(NamedTuple):
 
     Complex parameters appear as their real views (:func:`torch.view_as_real`), states included.
     ``max_exp_avg_sqs`` (AMSGrad's running maximum of ``exp_avg_sq``) is empty unless the step's
-    :class:`StepConfig` has ``amsgrad``.
+    :class:`StepConfig` has ``amsgrad``. The states of a 16-bit parameter are float32 or the
+    parameter's own dtype (its group's ``state_dtype``); the steps compute in
+    :func:`~superpositional.geometry.compute_dtype` either way. ``rounding_streams`` (each
+    parameter's index in its optimizer: the random stream its stochastic rounding draws from) is
+    empty unless the config's ``rounding_seed`` is set.
     """
 
     params: list[torch.Tensor]
@@ -55,6 +59,7 @@ class StepTensors(NamedTuple):
     exp_avg_sqs: list[torch.Tensor]
     steps: list[torch.Tensor]  # float32 scalars on the parameters' device; a step adds 1
     max_exp_avg_sqs: list[torch.Tensor] = []  # noqa: RUF012 - never mutated; a NamedTuple default
+    rounding_streams: list[int] = []  # noqa: RUF012 - as above
 
     def select(self, indices: Sequence[int]) -> StepTensors:
         """The tensors at ``indices``, in that order."""
@@ -80,13 +85,18 @@ class StepConfig(NamedTuple):
     circuit: Circuit
     coverage: str
     amsgrad: bool = False  # the denominator uses the running maximum of exp_avg_sq
+    # Stochastic rounding of 16-bit parameter writes with this seed; None: round to nearest.
+    rounding_seed: int | None = None
+    # "float32" (the states of 16-bit parameters in float32) or "param" (in the parameter's dtype).
+    state_dtype: str = "float32"
 
     def replace(self, **changes: object) -> StepConfig:
         return self._replace(**changes)
 
-    def hyperparameters(self) -> tuple[float, float, float, float, float, bool, bool]:
-        """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad)``, in the order the
-        kernels' entry points (and the custom op) take them after the learning rate."""
+    def hyperparameters(self) -> tuple[float, float, float, float, float, bool, bool, bool, int]:
+        """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad,
+        stochastic_rounding, rounding_seed)``, in the order the kernels' entry points (and the custom
+        op) take them after the learning rate."""
         return (
             self.beta1,
             self.beta2,
@@ -95,6 +105,8 @@ class StepConfig(NamedTuple):
             self.quantum_weight,
             self.maximize,
             self.amsgrad,
+            self.rounding_seed is not None,
+            self.rounding_seed or 0,
         )
 
 

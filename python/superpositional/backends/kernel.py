@@ -154,17 +154,18 @@ def simulate_backward(
 
 
 class _TensorTable:
-    """The kernels' table of tensors (8 int64 words each, laid out as their StepTensor).
+    """The kernels' table of tensors (9 int64 words each, laid out as their StepTensor).
 
     Non-contiguous parameters or gradients are stepped through contiguous copies
     (the one case that allocates); :meth:`write_back` copies parameters back.
     """
 
     def __init__(self, tensors: StepTensors) -> None:
-        self.rows = np.empty((len(tensors.params), 8), dtype=np.int64)
+        self.rows = np.empty((len(tensors.params), 9), dtype=np.int64)
         self._keep_alive: list[torch.Tensor] = []
         self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for row, (p, g, m, v, step, v_max) in enumerate(tensors.rows()):
+        streams = tensors.rounding_streams or [0] * len(tensors.params)
+        for row, ((p, g, m, v, step, v_max), stream) in enumerate(zip(tensors.rows(), streams)):
             _check_state(p, m, v, step, v_max)
             work = p if p.is_contiguous() else p.contiguous()
             if work is not p:
@@ -180,6 +181,7 @@ class _TensorTable:
                 step.data_ptr(),
                 p.numel(),
                 row_length(p.shape),
+                stream,
             )
 
     @property
@@ -194,8 +196,9 @@ class _TensorTable:
 def _check_state(
     p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, v_max: torch.Tensor | None
 ) -> None:
-    """The kernels trust these pointers: refuse a state that does not fit its parameter."""
-    state = compute_dtype(p.dtype)
+    """The kernels trust these pointers: refuse a state that does not fit its parameter. States are
+    in the compute dtype or, for a 16-bit parameter, in the parameter's dtype; all of one kind."""
+    state = m.dtype if m.dtype in (compute_dtype(p.dtype), p.dtype) else compute_dtype(p.dtype)
     moments = [("exp_avg", m), ("exp_avg_sq", v)] + ([] if v_max is None else [("max_exp_avg_sq", v_max)])
     for name, t in moments:
         if t.device != p.device or t.dtype != state or t.shape != p.shape or not t.is_contiguous():
@@ -209,16 +212,17 @@ def _check_state(
         )
 
 
-def _by_dtype(params: list[torch.Tensor]) -> dict[torch.dtype, list[int]]:
-    groups: dict[torch.dtype, list[int]] = {}
-    for i, p in enumerate(params):
-        groups.setdefault(p.dtype, []).append(i)
+def _by_types(tensors: StepTensors) -> dict[tuple[torch.dtype, torch.dtype], list[int]]:
+    """The tensors' indices per (parameter dtype, state dtype): one kernel call each."""
+    groups: dict[tuple[torch.dtype, torch.dtype], list[int]] = {}
+    for i, (p, m) in enumerate(zip(tensors.params, tensors.exp_avgs)):
+        groups.setdefault((p.dtype, m.dtype), []).append(i)
     return groups
 
 
 def fused_step(tensors: StepTensors, config: StepConfig) -> None:
-    """The fused step on the kernel of the parameters' device: one call per parameter dtype covers
-    every tensor (the CUDA kernels launch per 128 tensors, on the current stream, with no host
+    """The fused step on the kernel of the parameters' device: one call per parameter and state
+    dtype covers every tensor (the CUDA kernels launch per 128 tensors, on the current stream, with no host
     synchronisation).
 
     ``exp_avgs`` and ``exp_avg_sqs`` must be contiguous (the optimizer creates them so) and
@@ -232,15 +236,17 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
     lr, lr_device = config.lr, 0
     if isinstance(lr, torch.Tensor) and lr.device == device and lr.dtype == torch.float32:
         lr, lr_device = 0.0, lr.data_ptr()
-    by_dtype = _by_dtype(tensors.params)
+    if config.rounding_seed is not None and len(tensors.rounding_streams) != len(tensors.params):
+        raise ValueError("a stochastically rounded step needs one rounding stream per parameter")
+    by_types = _by_types(tensors)
     # Every table (and so every check of every state) before the first launch: a bad tensor of one
     # dtype must not leave the tensors of another stepped.
     tables = {
-        dtype: _TensorTable(tensors if len(by_dtype) == 1 else tensors.select(indices))
-        for dtype, indices in by_dtype.items()
+        types: _TensorTable(tensors if len(by_types) == 1 else tensors.select(indices))
+        for types, indices in by_types.items()
     }
-    for dtype, indices in by_dtype.items():
-        table = tables[dtype]
+    for (dtype, state_dtype), indices in by_types.items():
+        table = tables[dtype, state_dtype]
         _launch(
             "step",
             config.circuit,
@@ -248,6 +254,7 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
             table.address,
             len(indices),
             _enum("ParamType", _DTYPE_NAMES[dtype]),
+            _enum("ParamType", _DTYPE_NAMES[state_dtype]),
             float(lr),
             lr_device,
             *config.hyperparameters(),

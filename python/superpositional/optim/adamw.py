@@ -20,7 +20,15 @@ from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
 from ..geometry import real_view
 from . import functional, ops
-from .checkpoint import AMSGRAD_MOMENT, check_state, load_groups, load_state, pack_group, state_dtype
+from .checkpoint import (
+    AMSGRAD_MOMENT,
+    check_state,
+    convert_states,
+    load_groups,
+    load_state,
+    pack_group,
+    state_dtype,
+)
 from .options import (
     COMPLEX_DTYPES,
     OWN_OPTIONS,
@@ -90,6 +98,20 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             otherwise (see :mod:`superpositional.backends.qiskit.dispatch`). The ``state_dict`` then stores
             ``"qiskit:<name>"`` for the target and the ids of the jobs in flight under the group's
             ``"qiskit"`` key; :meth:`load_state_dict` keeps this optimizer's target and collects them.
+        state_dtype: the dtype of ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) of 16-bit
+            parameters: ``torch.float32`` (the default: full-precision moments), or ``"param"``: every
+            state in its parameter's dtype, as :class:`torch.optim.AdamW` keeps it (the same memory as
+            torch's, and torch's checkpoints round-trip unchanged). Parameters of other dtypes keep
+            states of their own dtype either way. The math is float32 for 16-bit parameters either
+            way: each state is read, updated in float32 and rounded to its dtype once per step.
+        stochastic_rounding: ``False`` (round-to-nearest), ``True`` (seed 0) or an int seed in
+            ``[0, 2**32)``: 16-bit parameters are written rounded stochastically: of the two values
+            of their format around the float32 update ``x``, the one farther from zero with
+            probability ``(|x| - lo) / ulp`` (``lo`` the one nearer zero), so ``E[p] = x`` and updates
+            smaller than half an ulp still move ``p`` on average. The random bits come from a
+            counter-based hash of the seed, the parameter's index in this optimizer, the step number
+            and the element's index, so a resumed run rounds as the uninterrupted one. Other dtypes
+            are written exactly as without it.
 
     A param group holds AdamW's keys and those of ``quantum_weight``, ``circuit``, ``coverage`` and
     ``backend`` that were given for it; the others follow ``defaults`` (so that a group of AdamW's
@@ -97,7 +119,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
     :meth:`group_options`.
 
     Parameters may be float32, float64, bfloat16, float16, complex64 or complex128. 16-bit
-    parameters are updated with float32 math and keep float32 ``exp_avg`` and ``exp_avg_sq``. A
+    parameters are updated with float32 math and keep float32 ``exp_avg`` and ``exp_avg_sq`` unless
+    ``state_dtype="param"``. A
     complex parameter is stepped as its real view, as :class:`torch.optim.AdamW` does: its circuit
     groups read real and imaginary parts interleaved (docs/design.md, *The mathematics*).
 
@@ -126,6 +149,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         circuit: Circuit | None = None,
         coverage: str = "paper",
         backend: str | QiskitTarget = "auto",
+        state_dtype: torch.dtype | str = torch.float32,
+        stochastic_rounding: bool | int = False,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -143,6 +168,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             "circuit": circuit if circuit is not None else circuits.paper(4),
             "coverage": coverage,
             "backend": backend,
+            "state_dtype": state_dtype,
+            "stochastic_rounding": stochastic_rounding,
         }
         check_group(defaults, constructor=True)
         # As torch.optim.AdamW: a tensor beta of any shape is kept as a 0-dim tensor.
@@ -243,8 +270,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
 
         The load checks everything before it replaces anything (:mod:`.checkpoint`): group options
         (those an AdamW checkpoint lacks follow this optimizer's defaults), and each parameter's
-        state, which must hold what a step reads. States keep full precision: float32 for 16-bit
-        parameters, whatever the checkpoint stored.
+        state, which must hold what a step reads. States take the dtype of their group's
+        ``state_dtype``, whatever the checkpoint stored (float32 for 16-bit parameters by default).
 
         A Qiskit target cannot be stored, so a group keeps this optimizer's backend when either it
         or the checkpoint's is a target; with a target here, the jobs the checkpoint had in flight
@@ -286,9 +313,10 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         check_group(options)
         config = config_of(options)
         params = self._params_with_grad(group, options)
+        where = f"param group {index}"
         for p in params:
             if self.state.get(p):
-                check_state(p, self.state[p], amsgrad=config.amsgrad, where=f"param group {index}")
+                check_state(p, self.state[p], amsgrad=config.amsgrad, where=where, states=config.state_dtype)
         backend = options["backend"]
         extra: dict[str, Any] = {}
         if isinstance(backend, QiskitTarget):
@@ -334,8 +362,8 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
 
     def _init_group(self, params: list[torch.Tensor], config: StepConfig) -> StepTensors:
         """The step's tensors for ``params`` (complex ones as real views), their state created on
-        first use."""
-        states = [self._state_for(p, config.amsgrad) for p in params]
+        first use (or converted, when the group's ``state_dtype`` changed)."""
+        states = [self._state_for(p, config) for p in params]
         return StepTensors(
             [real_view(p) for p in params],
             [real_view(p.grad) for p in params],
@@ -343,20 +371,33 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             [real_view(s["exp_avg_sq"]) for s in states],
             [s["step"] for s in states],
             [real_view(s[AMSGRAD_MOMENT]) for s in states] if config.amsgrad else [],
+            self._rounding_streams(params) if config.rounding_seed is not None else [],
         )
 
-    def _state_for(self, p: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
+    def _rounding_streams(self, params: list[torch.Tensor]) -> list[int]:
+        """Each parameter's index in this optimizer (as :meth:`state_dict` numbers them): the random
+        stream of its stochastic rounding, the same after a checkpoint is loaded."""
+        index_of: dict[int, int] = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                index_of.setdefault(id(p), len(index_of))
+        return [index_of[id(p)] for p in params]
+
+    def _state_for(self, p: torch.Tensor, config: StepConfig) -> dict[str, Any]:
         state = self.state[p]
-        if state and (not amsgrad or AMSGRAD_MOMENT in state):
+        dtype = state_dtype(p, config.state_dtype)
+        if state and state["exp_avg"].dtype != dtype:
+            convert_states(state, dtype)
+        if state and (not config.amsgrad or AMSGRAD_MOMENT in state):
             return state
         # zeros_like: a DTensor parameter (FSDP2) gets states sharded like it.
-        zeros = partial(torch.zeros_like, p, dtype=state_dtype(p), memory_format=torch.contiguous_format)
+        zeros = partial(torch.zeros_like, p, dtype=dtype, memory_format=torch.contiguous_format)
         if not state:
             # On the parameter's device, like torch's fused AdamW: the kernels read and increment it.
             state["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
             state["exp_avg"] = zeros()
             state["exp_avg_sq"] = zeros()
-        if amsgrad and AMSGRAD_MOMENT not in state:
+        if config.amsgrad and AMSGRAD_MOMENT not in state:
             # AMSGrad switched on for a state that has none (torch's AdamW would fail): it starts at zero.
             state[AMSGRAD_MOMENT] = zeros()
         return state

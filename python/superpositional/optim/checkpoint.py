@@ -8,8 +8,10 @@ first, so that the checkpoint restores them whatever the loading optimizer's def
 Loading checks everything before anything changes: the groups' options (a circuit as JSON text, or
 as the ``Circuit`` object that checkpoints of earlier versions held), and each parameter's state
 (``exp_avg``, ``exp_avg_sq`` and ``step``, and ``max_exp_avg_sq`` under AMSGrad: tensors of the
-parameter's shape, a finite positive step). States keep full precision: float32 for 16-bit
-parameters, whatever the checkpoint stored; a complex parameter's states are complex, as torch's.
+parameter's shape, a finite positive step). States take the dtype their group's ``state_dtype``
+asks for, whatever the checkpoint stored: float32 for 16-bit parameters by default, or the
+parameter's own dtype (``"param"``, as torch keeps them); a complex parameter's states are complex,
+as torch's.
 """
 
 from __future__ import annotations
@@ -22,21 +24,32 @@ import torch
 
 from ..circuit import Circuit
 from ..geometry import compute_dtype
-from .options import ADAMW_DEFAULTS, OWN_OPTIONS, check_group, options_of
+from .options import ADAMW_DEFAULTS, OWN_OPTIONS, check_group, options_of, state_dtype_name
 from .qiskit_groups import STATE_KEY as QISKIT_STATE_KEY
 from .qiskit_groups import QiskitGroups
 from .sharded import is_sharded
 
-__all__ = ["MOMENTS", "check_state", "load_groups", "load_state", "pack_group", "state_dtype"]
+__all__ = [
+    "MOMENTS",
+    "check_state",
+    "convert_states",
+    "load_groups",
+    "load_state",
+    "pack_group",
+    "state_dtype",
+]
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
 AMSGRAD_MOMENT = "max_exp_avg_sq"
 
 
-def state_dtype(param: torch.Tensor) -> torch.dtype:
-    """The dtype of a parameter's ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``): float32 for
-    16-bit parameters, the parameter's own otherwise (complex included)."""
-    return param.dtype if param.is_complex() else compute_dtype(param.dtype)
+def state_dtype(param: torch.Tensor, option: str = "float32") -> torch.dtype:
+    """The dtype of a parameter's ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) under the
+    ``state_dtype`` option (its canonical name): with ``"float32"``, float32 for 16-bit parameters;
+    with ``"param"``, or for any other parameter, the parameter's own (complex included)."""
+    if option == "param" or param.is_complex():
+        return param.dtype
+    return compute_dtype(param.dtype)
 
 
 def pack_group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,6 +59,7 @@ def pack_group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[st
     packed = {key: options[key] for key in (*ADAMW_DEFAULTS, *OWN_OPTIONS)}
     packed.update((k, v) for k, v in group.items() if k not in packed and k != "params")
     packed["circuit"] = packed["circuit"].to_json()
+    packed["state_dtype"] = state_dtype_name(packed["state_dtype"])  # a string, not a torch.dtype
     return packed
 
 
@@ -104,39 +118,44 @@ def load_state(
     the parameter's index and the key. Entries for indices that are not parameters are kept as they
     are, as torch keeps them.
     """
-    owner: dict[Any, tuple[torch.Tensor, bool]] = {}
+    owner: dict[Any, tuple[torch.Tensor, bool, str]] = {}
     for saved, group in zip(saved_groups, groups):
-        amsgrad = bool(options_of(group, defaults)["amsgrad"])
+        options = options_of(group, defaults)
+        amsgrad, states = bool(options["amsgrad"]), state_dtype_name(options["state_dtype"])
         for key, param in zip(saved["params"], group["params"]):
-            owner[key] = (param, amsgrad)
+            owner[key] = (param, amsgrad, states)
     state: dict[Any, dict[str, Any]] = {}
     for key, entry in saved_state.items():
         if key not in owner:
             state[key] = entry
             continue
-        param, amsgrad = owner[key]
+        param, amsgrad, states = owner[key]
         if not isinstance(entry, Mapping):
             raise ValueError(
                 f"state_dict: the state of parameter {key} must be a dict, got {type(entry).__name__}"
             )
         if not entry:
             continue
-        state[param] = _load_entry(key, entry, param, amsgrad)
+        state[param] = _load_entry(key, entry, param, amsgrad, state_dtype(param, states))
     return state
 
 
-def check_state(param: torch.Tensor, state: Mapping[str, Any], *, amsgrad: bool, where: str) -> None:
+def check_state(
+    param: torch.Tensor, state: Mapping[str, Any], *, amsgrad: bool, where: str, states: str = "float32"
+) -> None:
     """Refuse, before a step writes anything, a live state that no longer fits its parameter: the
     parameter's data was replaced (another shape, dtype or device) or a state tensor was.
 
     An AMSGrad state may lack ``max_exp_avg_sq`` (AMSGrad switched on later): the step creates it.
+    A 16-bit parameter's states may be float32 or its own dtype, whatever its group's
+    ``state_dtype`` now says: the step converts them (:func:`convert_states`).
     Runs for every parameter at every step, so the passing case does no more than compare.
     """
     names = ("step", *MOMENTS, AMSGRAD_MOMENT) if amsgrad and AMSGRAD_MOMENT in state else ("step", *MOMENTS)
-    dtype = state_dtype(param)
+    dtype = state_dtype(param, states)
     for name in names:
         value = state.get(name)
-        if _fits(name, value, param, dtype):
+        if _fits(name, value, param, dtype) or _fits(name, value, param, state_dtype(param)):
             continue
         shape = list(param.shape)
         wanted = (
@@ -169,7 +188,17 @@ def _fits(name: str, value: Any, param: torch.Tensor, dtype: torch.dtype) -> boo
     )
 
 
-def _load_entry(key: Any, entry: Mapping[str, Any], param: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
+def convert_states(state: dict[str, Any], dtype: torch.dtype) -> None:
+    """Give a checked live state's moments ``dtype`` (its group's ``state_dtype`` changed)."""
+    for name in (*MOMENTS, AMSGRAD_MOMENT):
+        value = state.get(name)
+        if value is not None and value.dtype != dtype:
+            state[name] = value.to(dtype)
+
+
+def _load_entry(
+    key: Any, entry: Mapping[str, Any], param: torch.Tensor, amsgrad: bool, dtype: torch.dtype
+) -> dict[str, Any]:
     required = ("step", *MOMENTS, *((AMSGRAD_MOMENT,) if amsgrad else ()))
     for name in required:
         if name not in entry:
@@ -184,7 +213,7 @@ def _load_entry(key: Any, entry: Mapping[str, Any], param: torch.Tensor, amsgrad
         if name == "step":
             loaded[name] = _step(key, value, param)
         elif name in (*MOMENTS, AMSGRAD_MOMENT):
-            loaded[name] = _moment(key, name, value, param)
+            loaded[name] = _moment(key, name, value, param, dtype)
         elif isinstance(value, torch.Tensor):
             loaded[name] = value.to(param.device, copy=True)
         else:
@@ -212,7 +241,7 @@ def _step(key: Any, value: Any, param: torch.Tensor) -> torch.Tensor:
     return torch.tensor(number, dtype=torch.float32, device=param.device)
 
 
-def _moment(key: Any, name: str, value: Any, param: torch.Tensor) -> torch.Tensor:
+def _moment(key: Any, name: str, value: Any, param: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise ValueError(
             f"state_dict: {name} of parameter {key} must be a tensor, got {type(value).__name__}"
@@ -227,6 +256,6 @@ def _moment(key: Any, name: str, value: Any, param: torch.Tensor) -> torch.Tenso
     if value.is_complex() != param.is_complex() or not (value.is_floating_point() or value.is_complex()):
         raise ValueError(
             f"state_dict: {name} of parameter {key} is {value.dtype}, which does not convert to the "
-            f"{state_dtype(param)} state of a {param.dtype} parameter"
+            f"{dtype} state of a {param.dtype} parameter"
         )
-    return value.to(param.device, state_dtype(param), copy=True).contiguous()
+    return value.to(param.device, dtype, copy=True).contiguous()

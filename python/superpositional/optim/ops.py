@@ -53,6 +53,7 @@ def fused_step(
     exp_avg_sqs: list[torch.Tensor],
     steps: list[torch.Tensor],
     max_exp_avg_sqs: list[torch.Tensor],
+    rounding_streams: list[int],
     lr: float,
     lr_tensor: Optional[torch.Tensor],  # noqa: UP045 - the schema inference reads typing.Optional
     beta1: float,
@@ -62,6 +63,8 @@ def fused_step(
     quantum_weight: float,
     maximize: bool,
     amsgrad: bool,
+    stochastic_rounding: bool,
+    rounding_seed: int,
     circuit: str,
     coverage: str,
 ) -> None:
@@ -69,7 +72,7 @@ def fused_step(
     if not params:
         return
     kernel.fused_step(
-        StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs),
+        StepTensors(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, rounding_streams),
         StepConfig(
             lr=lr_tensor if lr_tensor is not None else lr,
             beta1=beta1,
@@ -81,6 +84,7 @@ def fused_step(
             circuit=_CIRCUITS[circuit],
             coverage=coverage,
             amsgrad=amsgrad,
+            rounding_seed=rounding_seed if stochastic_rounding else None,
         ),
     )
 

@@ -31,10 +31,13 @@ __all__ = [
     "ADAMW_DEFAULTS",
     "OWN_OPTIONS",
     "PARAM_DTYPES",
+    "STATE_DTYPES",
     "STEP_BACKENDS",
     "check_group",
     "config_of",
     "options_of",
+    "rounding_seed",
+    "state_dtype_name",
 ]
 
 PARAM_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -57,7 +60,24 @@ ADAMW_DEFAULTS: dict[str, Any] = {
 }
 
 # This optimizer's own options, which AdamW's groups do not have.
-OWN_OPTIONS = ("quantum_weight", "circuit", "coverage", "backend")
+OWN_OPTIONS = ("quantum_weight", "circuit", "coverage", "backend", "state_dtype", "stochastic_rounding")
+
+# state_dtype: "float32" (torch.float32 is accepted for it) keeps the states of 16-bit parameters in
+# float32; "param" keeps every state in its parameter's dtype, as torch.optim.AdamW does.
+STATE_DTYPES = ("float32", "param")
+ROUNDING_SEED_LIMIT = 2**32  # seeds are the kernels' uint32
+
+
+def state_dtype_name(value: Any) -> str:
+    """The ``state_dtype`` option as its canonical name (:data:`STATE_DTYPES`)."""
+    return "float32" if value is torch.float32 else value
+
+
+def rounding_seed(value: bool | int) -> int | None:
+    """The seed of a ``stochastic_rounding`` option: ``None`` for off, 0 for ``True``, else the int."""
+    if value is False:
+        return None
+    return 0 if value is True else int(value)
 
 
 def options_of(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,6 +99,8 @@ def config_of(options: Mapping[str, Any]) -> StepConfig:
         circuit=options["circuit"],
         coverage=options["coverage"],
         amsgrad=bool(options["amsgrad"]),
+        rounding_seed=rounding_seed(options["stochastic_rounding"]),
+        state_dtype=state_dtype_name(options["state_dtype"]),
     )
 
 
@@ -100,6 +122,16 @@ def check_group(options: Mapping[str, Any], *, constructor: bool = False) -> Non
         raise ValueError(
             f"backend must be one of {list(STEP_BACKENDS)} or a superpositional.QiskitTarget, got {backend!r}"
         )
+    if state_dtype_name(options["state_dtype"]) not in STATE_DTYPES:
+        raise ValueError(
+            "state_dtype must be torch.float32 (float32 states for 16-bit parameters) or 'param' (each "
+            f"state in its parameter's dtype, as torch.optim.AdamW keeps it), got {options['state_dtype']!r}"
+        )
+    rounding = options["stochastic_rounding"]
+    if not isinstance(rounding, (bool, int)):
+        raise TypeError("stochastic_rounding must be a bool or an int seed, got " + type(rounding).__name__)
+    if not isinstance(rounding, bool) and not 0 <= rounding < ROUNDING_SEED_LIMIT:
+        raise ValueError(f"stochastic_rounding's seed must be in [0, 2**32), got {rounding}")
 
 
 def _check_adamw_options(options: Mapping[str, Any], constructor: bool) -> None:

@@ -178,6 +178,7 @@ def step_sharded(
             *([_local(t) for t in column] for column in tensors[:4]),
             tensors.steps,
             [_local(t) for t in tensors.max_exp_avg_sqs],
+            tensors.rounding_streams,
         )
         shards = [
             shard_of(p, p_local) if is_sharded(p) else Shard(0, p.numel(), p.numel(), p.dim())
@@ -227,7 +228,12 @@ def step_sharded(
             if t
         ]
         base_step(
-            StepTensors(*views[:4], [local.steps[i] for i, _, _ in entries], *views[4:]),
+            StepTensors(
+                *views[:4],
+                [local.steps[i] for i, _, _ in entries],
+                views[4] if len(views) > 4 else [],
+                [local.rounding_streams[i] for i, _, _ in entries] if local.rounding_streams else [],
+            ),
             config.replace(quantum_weight=weight),
         )
         stepped.update(i for i, _, _ in entries)

@@ -24,6 +24,7 @@ import torch
 
 from ..backends.base import Batch, SimulateFn, StepConfig, StepTensors
 from ..geometry import compute_dtype, gather_groups, scatter_groups
+from .rounding import FORMATS, round_stochastically, rounding_bits, rounding_key
 
 __all__ = ["adamw_update", "expectations", "reference_step"]
 
@@ -43,8 +44,18 @@ def adamw_update(
     ``theta``, ``g`` (already negated under ``maximize``) and ``e`` (the expectations at these
     coordinates, ``None`` for no circuit term) are in the compute dtype; ``m``, ``v`` and, under
     ``config.amsgrad``, ``v_max`` (the running maximum of ``v``, whose square root then divides)
-    are updated in place; ``t`` is this step's number (the counter after its increment).
+    are updated in place; ``t`` is this step's number (the counter after its increment). States in
+    a 16-bit dtype (``state_dtype="param"``) are updated in the compute dtype and rounded once, as
+    the kernels and torch's fused AdamW do.
     """
+    if m.dtype != theta.dtype:
+        states = [m, v] + ([v_max] if v_max is not None else [])
+        work = [s.to(theta.dtype) for s in states]
+        work_max = work[2] if v_max is not None else None
+        updated = adamw_update(theta, g, work[0], work[1], t, e, config, work_max)
+        for state, value in zip(states, work):
+            state.copy_(value)
+        return updated
     lr = float(config.lr)
     updated = theta * (1 - lr * config.weight_decay)
     m.lerp_(g, 1 - config.beta1)
@@ -82,12 +93,14 @@ def expectations(
 
 
 def reference_step(tensors: StepTensors, config: StepConfig, *, simulate: SimulateFn) -> None:
-    """One step of every tensor by :func:`adamw_update`, ``e`` from ``simulate``, tensor by tensor.
+    """One step of every tensor by :func:`adamw_update`, ``e`` from ``simulate``, tensor by tensor;
+    16-bit parameters rounded stochastically under ``config.rounding_seed`` (:mod:`.rounding`).
 
     The step counter is read on the host (a synchronisation for GPU tensors: this is the reference,
     not the fast path).
     """
-    for p, g, m, v, step, v_max in tensors.rows():
+    streams = tensors.rounding_streams or [0] * len(tensors.params)
+    for (p, g, m, v, step, v_max), stream in zip(tensors.rows(), streams):
         compute = compute_dtype(p.dtype)
         g = g.to(compute)
         if config.maximize:
@@ -97,4 +110,9 @@ def reference_step(tensors: StepTensors, config: StepConfig, *, simulate: Simula
         e = None
         if config.quantum_weight != 0 and p.numel() > 0:
             e = expectations(config, theta, g, simulate)
-        p.copy_(adamw_update(theta, g, m, v, float(step), e, config, v_max))
+        updated = adamw_update(theta, g, m, v, float(step), e, config, v_max)
+        if config.rounding_seed is not None and p.dtype in FORMATS:
+            key = rounding_key(config.rounding_seed, stream, int(step))
+            index = torch.arange(p.numel(), device=p.device).view(p.shape)
+            updated = round_stochastically(updated, p.dtype, rounding_bits(key, index))
+        p.copy_(updated)
