@@ -35,6 +35,9 @@ SP_INLINE std::uint32_t rounding_bits(std::uint32_t key, std::int64_t index) {
   return mix32(key ^ mix32(static_cast<std::uint32_t>(i) + static_cast<std::uint32_t>(i >> 32) * 0x9e3779b9U));
 }
 
+SP_INLINE int min_of(int a, int b) { return a < b ? a : b; }
+SP_INLINE int max_of(int a, int b) { return a > b ? a : b; }
+
 SP_INLINE std::uint32_t float_bits(float x) {
   std::uint32_t u;
   std::memcpy(&u, &x, sizeof u);
@@ -56,36 +59,42 @@ SP_INLINE float bits_float(std::uint32_t u) {
 // value the upper neighbour is infinity, as a sum of updates there would be.
 template <int kMantissa, int kMinExponent>
 SP_INLINE float round_stochastically(float x, std::uint32_t r) {
+  // 32-bit integer operations with clamped shift counts and selects, no branches: the CPU loop
+  // vectorises it (checked with -fopt-info-vec) and GPU threads do not diverge.
   const std::uint32_t bits = float_bits(x);
   const std::uint32_t sign = bits & 0x80000000U;
   const std::uint32_t magnitude = bits ^ sign;
-  if (magnitude >= 0x7f800000U) return x;
   const int biased = static_cast<int>(magnitude >> 23);
-  const int exponent = (biased > 0 ? biased : 1) - 127;  // of x's binade; float subnormals share -126
+  const int exponent = max_of(biased, 1) - 127;  // of x's binade; float subnormals share -126
   const std::uint32_t significand = (magnitude & 0x7fffffU) | (biased > 0 ? 0x800000U : 0U);
-  // |x| = significand * 2^(exponent - 23); the format's ulp at |x| is 2^ulp_exponent.
-  const int ulp_exponent = (exponent > kMinExponent ? exponent : kMinExponent) - kMantissa;
-  const int dropped_bits = ulp_exponent - (exponent - 23);  // >= 23 - kMantissa
-  const std::uint64_t kept = dropped_bits >= 32 ? 0 : significand >> dropped_bits;
-  const std::uint64_t dropped = dropped_bits >= 32 ? significand : significand - (kept << dropped_bits);
-  // threshold = dropped / 2^dropped_bits * 2^32, rounded up: r < threshold exactly when r is below
-  // the real-valued probability times 2^32.
-  std::uint64_t threshold;
-  if (dropped_bits <= 32) {
-    threshold = dropped << (32 - dropped_bits);
-  } else if (dropped_bits <= 56) {
-    const int shift = dropped_bits - 32;
-    threshold = (dropped + (std::uint64_t{1} << shift) - 1) >> shift;
-  } else {
-    threshold = dropped != 0 ? 1 : 0;  // dropped < 2^24 <= 2^(dropped_bits - 32)
-  }
-  const std::uint64_t units = kept + (r < threshold ? 1 : 0);
+  // |x| = significand * 2^(exponent - 23) (below 2^24 * 2^(exponent - 23)); the format's ulp at
+  // |x| is 2^ulp_exponent, so the lowest `dropped_bits` (>= 23 - kMantissa) bits are rounded away.
+  const int ulp_exponent = max_of(exponent, kMinExponent) - kMantissa;
+  const int dropped_bits = ulp_exponent - (exponent - 23);
+  const int shift = min_of(dropped_bits, 31);  // significand >> 31 is 0, as it should be
+  const std::uint32_t kept = significand >> shift;
+  const std::uint32_t dropped = significand - (kept << shift);  // < 2^dropped_bits
+  // Round away from zero when r < dropped / 2^dropped_bits * 2^32, rounded up to an integer: for
+  // at most 32 dropped bits that is dropped << (32 - dropped_bits) (< 2^32); beyond, the quotient
+  // by 2^(dropped_bits - 32) rounded up (1 for any dropped > 0 once that exceeds 2^24 > dropped).
+  const int up_shift = 32 - min_of(dropped_bits, 32);
+  const int down_shift = min_of(max_of(dropped_bits - 32, 0), 24);
+  const std::uint32_t few = dropped << up_shift;
+  const std::uint32_t many = (dropped + (std::uint32_t{1} << down_shift) - 1U) >> down_shift;
+  const std::uint32_t threshold = dropped_bits <= 32 ? few : many;
+  const std::uint32_t units = kept + static_cast<std::uint32_t>(r < threshold);
   // 2^ulp_exponent as a float (a subnormal below 2^-126: bfloat16's subnormals); the product is a
   // value of the format, so exact.
-  const float ulp = ulp_exponent >= -126 ? bits_float(static_cast<std::uint32_t>(ulp_exponent + 127) << 23)
-                                         : bits_float(std::uint32_t{1} << (ulp_exponent + 149));
-  const float rounded = static_cast<float>(units) * ulp;
-  return bits_float(float_bits(rounded) | sign);
+  const std::uint32_t normal_ulp = static_cast<std::uint32_t>(max_of(ulp_exponent + 127, 0)) << 23;
+  const std::uint32_t subnormal_ulp = std::uint32_t{1} << min_of(max_of(ulp_exponent + 149, 0), 22);
+  const std::uint32_t ulp_bits = ulp_exponent >= -126 ? normal_ulp : subnormal_ulp;
+  const float value = static_cast<float>(static_cast<std::int32_t>(units)) * bits_float(ulp_bits);  // int: vectorises
+  const std::uint32_t rounded = float_bits(value) | sign;
+  // Infinity comes out of the formula as itself (units * ulp overflows); a NaN would too, so its
+  // quiet bits are set back. A mask, not a select of x: GCC would sink the formula into a branch
+  // for the finite case and give up vectorising the loop.
+  const std::uint32_t nan = 0U - static_cast<std::uint32_t>(magnitude > 0x7f800000U);
+  return bits_float(rounded | (nan & 0x7fc00000U));
 }
 
 // The formats' parameters, by storage type tag.

@@ -28,12 +28,16 @@ struct Candidate {
 
 bool always() { return true; }
 #ifdef SP_HAVE_AVX2
-bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+// F16C (float16 conversions in hardware) came with every AVX2 CPU; checked all the same.
+bool has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
 #endif
 #ifdef SP_HAVE_AVX512
 bool has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 }
 #endif
 
