@@ -32,6 +32,23 @@ def add_arguments(
         parser.add_argument(
             "--max-log2", type=int, default=None, help="largest size, as log2 of the parameter count"
         )
+        # Literal choices: building the parser must not import the benchmark (see the docstring).
+        parser.add_argument(
+            "--workloads",
+            nargs="+",
+            choices=["single", "llama"],
+            default=None,
+            help="single: one [2^k/1024, 1024] tensor swept over k; llama: a Llama-like list of 219 "
+            "tensors (374 M parameters; scaled down on the CPU and with --quick); default both",
+        )
+        parser.add_argument(
+            "--dtypes",
+            nargs="+",
+            choices=["float32", "float64", "bfloat16", "float16"],
+            default=None,
+            help="parameter dtypes of every workload (default: float32 for the single sweep, every dtype "
+            "at its largest size, float32 and bfloat16 for the list)",
+        )
 
 
 def run(name: str, args: argparse.Namespace) -> int:
