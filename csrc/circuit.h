@@ -30,12 +30,6 @@ struct Angle {
   double offset;
   std::uint8_t source;
   std::uint8_t index;
-  // The angle in half-turns, as float32 kernels on the GPU evaluate it:
-  // sin(angle / 2) = sinpi(half_turns_scale * input + half_turns_offset), whose
-  // range reduction is exact and whose coefficients are rounded to float once,
-  // at compile time (set by compile(); scale / 2 pi and offset / 2 pi).
-  float half_turns_scale;
-  float half_turns_offset;
 };
 
 struct Gate {
@@ -76,7 +70,6 @@ struct Program {
   // gates[prefix_begin[q], prefix_begin[q + 1]) act on it before it meets any
   // two-qubit gate. The state starts as the tensor product of these.
   double initial[kMaxQubits][4];
-  float initial_float[kMaxQubits][4];  // the same, rounded once for the float32 kernels
   std::int32_t prefix_begin[kMaxQubits + 1];
   // Qubits whose prefix keeps every amplitude real (a real initial state and only
   // H, X and RY): they take a cheaper path with half the arithmetic.

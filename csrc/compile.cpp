@@ -197,10 +197,7 @@ Program compile(int n_qubits, const std::vector<Gate>& given_gates, const std::v
       push_gate(gates[i]);
     }
     const double initial[4] = {a0.re, a0.im, a1.re, a1.im};
-    for (int j = 0; j < 4; ++j) {
-      prog.initial[q][j] = initial[j];
-      prog.initial_float[q][j] = static_cast<float>(initial[j]);
-    }
+    for (int j = 0; j < 4; ++j) prog.initial[q][j] = initial[j];
     if (real && a0.im == 0.0 && a1.im == 0.0) prog.real_prefix |= static_cast<std::uint16_t>(1u << q);
   }
   prog.prefix_begin[n_qubits] = prog.n_gates;
@@ -238,12 +235,6 @@ Program compile(int n_qubits, const std::vector<Gate>& given_gates, const std::v
       prog.paulis_needed[q] |= static_cast<std::uint8_t>(1u << pauli);
       prog.factors[k][prog.n_factors[k]++] = static_cast<std::uint8_t>(3 * q + pauli);
     }
-  }
-  for (int i = 0; i < prog.n_gates; ++i) {
-    Angle& a = prog.gates[i].angle;
-    constexpr double kHalfTurnsPerRadian = 0.15915494309189533577;  // 1 / (2 pi)
-    a.half_turns_scale = static_cast<float>(a.scale * kHalfTurnsPerRadian);
-    a.half_turns_offset = static_cast<float>(a.offset * kHalfTurnsPerRadian);
   }
   for (int i = 0; i < prog.n_gates; ++i) {
     const Gate& g = prog.gates[i];

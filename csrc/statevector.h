@@ -12,8 +12,6 @@
 // RZ(t) = exp(-i t Z / 2).
 #pragma once
 
-#include <type_traits>
-
 #include "circuit.h"
 #include "inline.h"
 
@@ -64,37 +62,6 @@ SP_INLINE typename Ops::V angle_value(const Angle& a, const typename Ops::V* the
   return input * static_cast<S>(a.scale) + offset;
 }
 
-// The sine and cosine of half a rotation's angle. Float32 kernels on the GPU take
-// them as sinpi/cospi of the angle in half-turns (Angle::half_turns_*): an exact
-// range reduction and float coefficients, where sincosf of the radian half-angle
-// costs a multi-part reduction (and a slow-path branch) and the conversions of the
-// double coefficients per call. Every other kernel evaluates the radian form.
-template <class Ops, int N>
-SP_INLINE void half_angle_sincos(const Angle& a, const typename Ops::V* theta, const typename Ops::V* grad,
-                                 typename Ops::V& s, typename Ops::V& c) {
-  using S = typename Ops::S;
-#if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<S, float>) {
-    float turns = a.half_turns_offset;
-    if (a.source != kConst) turns = fmaf(pick<Ops, N>(a.source == kParam ? theta : grad, a.index), a.half_turns_scale, turns);
-    sincospif(turns, &s, &c);
-    return;
-  }
-#endif
-  Ops::sincos(angle_value<Ops, N>(a, theta, grad) * static_cast<S>(0.5), s, c);
-}
-
-// The initial amplitude j of qubit q in the math type S: float32 kernels read the
-// copy rounded at compile time.
-template <class S>
-SP_INLINE S initial_amplitude(const Program& prog, int q, int j) {
-  if constexpr (std::is_same_v<S, float>) {
-    return prog.initial_float[q][j];
-  } else {
-    return static_cast<S>(prog.initial[q][j]);
-  }
-}
-
 // Applies one gate to the 2-vector (a0, a1) of amplitudes of its qubit.
 template <class Ops, int N>
 SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
@@ -116,7 +83,7 @@ SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typ
     return;
   }
   V s, c;
-  half_angle_sincos<Ops, N>(g.angle, theta, grad, s, c);
+  Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
   if (g.kind == kRX) {  // [[c, -is], [-is, c]]
     const Complex<V> b0{c * a0.re + s * a1.im, c * a0.im - s * a1.re};
     const Complex<V> b1{s * a0.im + c * a1.re, c * a1.im - s * a0.re};
@@ -141,8 +108,9 @@ template <class Ops, int N>
 SP_INLINE void prepare_qubit(const Program& prog, int q, const typename Ops::V* theta, const typename Ops::V* grad,
                              Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
   using S = typename Ops::S;
-  a0 = {Ops::splat(initial_amplitude<S>(prog, q, 0)), Ops::splat(initial_amplitude<S>(prog, q, 1))};
-  a1 = {Ops::splat(initial_amplitude<S>(prog, q, 2)), Ops::splat(initial_amplitude<S>(prog, q, 3))};
+  const double* init = prog.initial[q];
+  a0 = {Ops::splat(static_cast<S>(init[0])), Ops::splat(static_cast<S>(init[1]))};
+  a1 = {Ops::splat(static_cast<S>(init[2])), Ops::splat(static_cast<S>(init[3]))};
   for (int i = prog.prefix_begin[q]; i < prog.prefix_begin[q + 1]; ++i)
     apply_gate<Ops, N>(prog.gates[i], theta, grad, a0, a1);
 }
@@ -153,8 +121,8 @@ SP_INLINE void prepare_real_qubit(const Program& prog, int q, const typename Ops
                                   const typename Ops::V* grad, typename Ops::V& a0, typename Ops::V& a1) {
   using V = typename Ops::V;
   using S = typename Ops::S;
-  a0 = Ops::splat(initial_amplitude<S>(prog, q, 0));
-  a1 = Ops::splat(initial_amplitude<S>(prog, q, 2));
+  a0 = Ops::splat(static_cast<S>(prog.initial[q][0]));
+  a1 = Ops::splat(static_cast<S>(prog.initial[q][2]));
   for (int i = prog.prefix_begin[q]; i < prog.prefix_begin[q + 1]; ++i) {
     const Gate& g = prog.gates[i];
     if (g.kind == kH) {
@@ -168,7 +136,7 @@ SP_INLINE void prepare_real_qubit(const Program& prog, int q, const typename Ops
       a1 = t;
     } else {  // kRY
       V s, c;
-      half_angle_sincos<Ops, N>(g.angle, theta, grad, s, c);
+      Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
       const V b0 = c * a0 - s * a1;
       a1 = s * a0 + c * a1;
       a0 = b0;

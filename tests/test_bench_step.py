@@ -143,7 +143,9 @@ def test_plan_full_size_on_the_gpu():
     names = [c.name for c in step_configs.configurations(cases[-1], "cuda")]
     assert step_configs.COMPILE not in names  # bfloat16: no torch.compile row
     names = [c.name for c in step_configs.configurations(cases[-2], "cuda")]
-    assert step_configs.COMPILE in names and names[0] == step_configs.PEER
+    assert step_configs.COMPILE not in names and names[0] == step_configs.PEER  # the list: no compile row
+    single = next(c for c in cases if c.workload == "single" and c.dtype == "float32")
+    assert step_configs.COMPILE in [c.name for c in step_configs.configurations(single, "cuda")]
 
 
 def _fresh() -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -624,17 +624,18 @@ simulate_inputs = st.one_of(
 @example(params=torch.zeros(2, 3).to_sparse(), grads=torch.zeros(2, 3), backend=KERNEL)
 def test_garbage_into_simulate_is_refused_clearly_and_changes_nothing(params, grads, backend):
     def ok(x):
+        # [..., 3] rows of the 3-qubit circuit: a batch of two, or one row alone.
         return (
             isinstance(x, torch.Tensor)
             and x.dtype == torch.float32
-            and x.shape == (2, 3)
+            and x.shape in ((2, 3), (3,))
             and x.layout == torch.strided
         )
 
     circuit = sp.circuits.entangled(3).copy()
     valid_backend = isinstance(backend, str) and backend in ("auto", KERNEL, "torch")
-    if ok(params) and ok(grads) and valid_backend:
-        assert sp.simulate(circuit, params, grads, backend=backend).shape == (2, 3)
+    if ok(params) and ok(grads) and params.shape == grads.shape and valid_backend:
+        assert sp.simulate(circuit, params, grads, backend=backend).shape == params.shape
         return
     words = ("params", "grads", "backend", "shape", "dtype", "floating-point", "Tensor", "reads gradients")
     _expect_refusal(lambda: sp.simulate(circuit, params, grads, backend=backend), words)

@@ -55,6 +55,28 @@ def test_a_parameter_whose_data_changed_shape_stops_the_step_before_any_group_mo
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
+    "change",
+    [
+        lambda opt, p: setattr(opt.state[p]["exp_avg"], "data", torch.zeros(3, dtype=p.dtype)),
+        lambda opt, p: setattr(p, "data", p.data.view(-1)[:2].clone().view(2)),
+    ],
+    ids=["state-data-replaced", "param-data-replaced"],
+)
+def test_the_cached_state_check_sees_changes_through_the_same_tensor_objects(backend, change):
+    # The plan skips the full state check when the state tensors and the parameter are unchanged
+    # since it last passed (same objects at the same addresses): a .data replacement keeps the
+    # object and must still be caught.
+    opt, params = _stepped(backend)
+    change(opt, params[0])
+    params[0].grad = torch.zeros_like(params[0])
+    snapshot = Snapshot(opt)
+    with pytest.raises(RuntimeError, match=r"param group 0: the optimizer state"):
+        opt.step()
+    snapshot.assert_unchanged()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
     ("name", "bad"),
     [
         ("exp_avg", lambda s: s["exp_avg"].float()),  # float64 parameter, float32 state

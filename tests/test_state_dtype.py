@@ -38,10 +38,14 @@ def _grads(rng, *param_lists):
 
 
 def _assert_within_one_ulp(actual, expected, dtype):
-    """Every element equal, or one of the two nearest 16-bit neighbours of the other's value."""
+    """Every element equal, or one of the two nearest 16-bit neighbours of the other's value (one
+    subnormal step apart near zero)."""
     a, b = actual.detach().double().cpu(), expected.detach().double().cpu()
-    scale = torch.maximum(a.abs(), b.abs()).clamp(min=torch.finfo(dtype).tiny)
-    assert bool(((a - b).abs() <= ULP[dtype] * scale).all()), f"max difference {(a - b).abs().max()}"
+    scale = torch.maximum(a.abs(), b.abs())
+    tolerance = torch.maximum(
+        ULP[dtype] * scale, torch.full_like(scale, torch.finfo(dtype).smallest_normal * ULP[dtype])
+    )
+    assert bool(((a - b).abs() <= tolerance).all()), f"max difference {(a - b).abs().max()}"
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -74,22 +78,28 @@ def test_param_states_have_the_parameter_dtype_and_torch_memory(device, dtype, r
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_quantum_weight_zero_with_param_states_is_torch_fused_adamw(device, dtype, amsgrad, rng):
     # torch's fused AdamW reads p, g and its 16-bit states, computes in float32 and rounds each
-    # once: so does ours. The bias corrections are rounded from double (CPU) or computed in float32
-    # (GPU) by both, so a last-bit difference of a float32 intermediate may move a result by one
-    # 16-bit ulp, never more.
+    # result once: so does ours. Their float32 formulas differ in the order of operations (torch's
+    # CUDA kernel forms beta1 m + (1 - beta1) g, ours torch's lerp; bias corrections in float or
+    # double), so after one step a result may sit on the neighbouring 16-bit value, never further.
+    # Over more steps such a difference feeds back through the 16-bit states: two ulps then, or
+    # 1e-5 near zero (float16 subnormals), measured on Intel and AMD CPUs and the H200.
     ours = _params(rng, dtype, device)
     theirs = _copies(ours)
     kwargs = dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, amsgrad=amsgrad)
     opt = sp.SuperpositionalAdamW(ours, quantum_weight=0.0, state_dtype="param", **kwargs)
     ref = torch.optim.AdamW(theirs, fused=True, **kwargs)
-    for _ in range(3):
+    for step in range(4):
         _grads(rng, ours, theirs)
         opt.step()
         ref.step()
-    for a, b in zip(ours, theirs):
-        _assert_within_one_ulp(a, b, dtype)
-        for name in ("exp_avg", "exp_avg_sq"):
-            _assert_within_one_ulp(opt.state[a][name], ref.state[b][name], dtype)
+        for a, b in zip(ours, theirs):
+            pairs = [(a, b)] + [(opt.state[a][k], ref.state[b][k]) for k in ("exp_avg", "exp_avg_sq")]
+            for mine, torchs in pairs:
+                assert mine.dtype == torchs.dtype == dtype
+                if step == 0:
+                    _assert_within_one_ulp(mine, torchs, dtype)
+                else:
+                    torch.testing.assert_close(mine, torchs, rtol=2 * ULP[dtype], atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -9,6 +9,7 @@ checks, allocates outputs and passes raw pointers, strides and the extension's e
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -157,32 +158,43 @@ class _TensorTable:
     """The kernels' table of tensors (9 int64 words each, laid out as their StepTensor).
 
     Non-contiguous parameters or gradients are stepped through contiguous copies
-    (the one case that allocates); :meth:`write_back` copies parameters back.
+    (the one case that allocates); :meth:`write_back` copies parameters back. Unless
+    ``states_checked``, every state is checked against its parameter first.
     """
 
-    def __init__(self, tensors: StepTensors) -> None:
-        self.rows = np.empty((len(tensors.params), 9), dtype=np.int64)
-        self._keep_alive: list[torch.Tensor] = []
+    def __init__(self, tensors: StepTensors, states_checked: bool = False) -> None:
+        if not states_checked:
+            for p, _, m, v, step, v_max in tensors.rows():
+                _check_state(p, m, v, step, v_max)
         self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
-        streams = tensors.rounding_streams or [0] * len(tensors.params)
-        for row, ((p, g, m, v, step, v_max), stream) in enumerate(zip(tensors.rows(), streams)):
-            _check_state(p, m, v, step, v_max)
-            work = p if p.is_contiguous() else p.contiguous()
-            if work is not p:
-                self._write_back.append((p, work))
-            g = g if g.is_contiguous() else g.contiguous()
-            self._keep_alive.append(g)
-            self.rows[row] = (
-                work.data_ptr(),
-                g.data_ptr(),
-                m.data_ptr(),
-                v.data_ptr(),
-                0 if v_max is None else v_max.data_ptr(),
-                step.data_ptr(),
-                p.numel(),
-                row_length(p.shape),
-                stream,
-            )
+        params = [self._stepped(p) for p in tensors.params]
+        # Kept alive until the call returns: a contiguous copy exists only here.
+        self._grads = [g if g.is_contiguous() else g.contiguous() for g in tensors.grads]
+        n = len(params)
+        sizes = [_row_info(p.shape) for p in params]
+        maxima = tensors.max_exp_avg_sqs
+        self.rows = np.array(
+            [
+                [p.data_ptr() for p in params],
+                [g.data_ptr() for g in self._grads],
+                [m.data_ptr() for m in tensors.exp_avgs],
+                [v.data_ptr() for v in tensors.exp_avg_sqs],
+                [w.data_ptr() for w in maxima] if maxima else [0] * n,
+                [s.data_ptr() for s in tensors.steps],
+                [numel for numel, _ in sizes],
+                [length for _, length in sizes],
+                tensors.rounding_streams or [0] * n,
+            ],
+            dtype=np.int64,
+        ).T.copy()
+
+    def _stepped(self, p: torch.Tensor) -> torch.Tensor:
+        """``p``, or a contiguous copy that :meth:`write_back` copies back."""
+        if p.is_contiguous():
+            return p
+        work = p.contiguous()
+        self._write_back.append((p, work))
+        return work
 
     @property
     def address(self) -> int:
@@ -191,6 +203,12 @@ class _TensorTable:
     def write_back(self) -> None:
         for p, work in self._write_back:
             p.copy_(work)
+
+
+@functools.lru_cache(maxsize=4096)
+def _row_info(shape: torch.Size) -> tuple[int, int]:
+    """``(numel, row_length)`` of a tensor of ``shape``: the same few shapes recur at every step."""
+    return math.prod(shape), row_length(shape)
 
 
 def _check_state(
@@ -242,7 +260,7 @@ def fused_step(tensors: StepTensors, config: StepConfig) -> None:
     # Every table (and so every check of every state) before the first launch: a bad tensor of one
     # dtype must not leave the tensors of another stepped.
     tables = {
-        types: _TensorTable(tensors if len(by_types) == 1 else tensors.select(indices))
+        types: _TensorTable(tensors if len(by_types) == 1 else tensors.select(indices), config.states_checked)
         for types, indices in by_types.items()
     }
     for (dtype, state_dtype), indices in by_types.items():

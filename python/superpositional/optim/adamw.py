@@ -18,7 +18,7 @@ from .. import circuits
 from ..backends.base import StepConfig, StepFn, StepTensors
 from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
-from ..geometry import real_view
+from ..geometry import compute_dtype, real_view
 from . import functional, ops
 from .checkpoint import (
     AMSGRAD_MOMENT,
@@ -42,6 +42,44 @@ from .qiskit_groups import QiskitGroups
 __all__ = ["SuperpositionalAdamW", "state_dtype"]
 
 FUSED_DEVICES = ("cpu", "cuda")  # where fused=True is accepted, as torch.optim.AdamW's fused kernels
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+# state_dtype(param, option) by (option, param dtype), looked up once per parameter and step.
+_STATE_DTYPES = {
+    (option, dtype): dtype if option == "param" else compute_dtype(dtype)
+    for option in ("float32", "param")
+    for dtype in PARAM_DTYPES
+}
+
+
+def _itself(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _fingerprint(p: torch.Tensor, state: dict[str, Any], amsgrad: bool) -> tuple | None:
+    """What :func:`~.checkpoint.check_state` depends on, cheaply compared: the parameter's address,
+    dtype and shape, and each state entry's identity and address (``id`` with the address, so that
+    a recycled id of a freed tensor cannot pass for it); ``None`` when an entry is not a tensor.
+    (A new ``state_dtype`` needs no entry: check_state accepts either state dtype, and the states
+    the step converts are new tensors.)"""
+    get = state.get
+    step, m, v = get("step"), get("exp_avg"), get("exp_avg_sq")
+    v_max = get(AMSGRAD_MOMENT) if amsgrad else None
+    try:
+        return (
+            p.data_ptr(),
+            p.dtype,
+            p.shape,
+            id(step),
+            id(m),
+            id(v),
+            id(v_max),
+            step.data_ptr(),
+            m.data_ptr(),
+            v.data_ptr(),
+            0 if v_max is None else v_max.data_ptr(),
+        )
+    except AttributeError:  # check_state names what is wrong
+        return None
 
 
 class SuperpositionalAdamW(torch.optim.Optimizer):
@@ -176,6 +214,9 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         defaults["betas"] = tuple(b.squeeze() if isinstance(b, torch.Tensor) else b for b in betas)
         ops.register(defaults["circuit"].freeze())
         self._qiskit = QiskitGroups()
+        # id(param) -> what check_state last passed for its state (_fingerprint): plain data only, so
+        # that it keeps no tensor alive.
+        self._checked: dict[int, tuple] = {}
         super().__init__(params, defaults)
         if fused:
             # As torch's fused AdamW: GradScaler then leaves unscaling and skipping to the step,
@@ -210,6 +251,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("_qiskit", QiskitGroups())
+        self._checked = {}  # a loaded state is checked afresh
         # Optimizers pickled by earlier versions lack AdamW's newer keys; today's have them all.
         for key, value in (("foreach", None), ("capturable", False), ("fused", None)):
             self.defaults.setdefault(key, value)
@@ -229,10 +271,10 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                 loss = closure()
         # Check everything before changing anything: a bad group leaves every group untouched.
         plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
-        if not self._unscale_for_amp([p for _, params, _ in plans for p in params]):
+        if not self._unscale_for_amp([p for _, params, _, _ in plans for p in params]):
             return loss
-        for strategy, params, config in plans:
-            strategy(self._init_group(params, config), config)
+        for strategy, params, states, config in plans:
+            strategy(self._init_group(params, states, config), config)
         return loss
 
     @torch._disable_dynamo
@@ -306,17 +348,18 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                 p.grad.div_(grad_scale.to(p.grad.device))
         return True
 
-    def _plan(self, index: int, group: dict[str, Any]) -> tuple[StepFn, list[torch.Tensor], StepConfig]:
-        """The group's strategy, its parameters that have a gradient, and its options; checks
-        everything and changes nothing."""
+    def _plan(
+        self, index: int, group: dict[str, Any]
+    ) -> tuple[StepFn, list[torch.Tensor], list[dict[str, Any] | None], StepConfig]:
+        """The group's strategy, its parameters that have a gradient, their states (``None`` where
+        there is none yet) and its options; checks everything and changes nothing."""
         options = options_of(group, self.defaults)
         check_group(options)
         config = config_of(options)
         params = self._params_with_grad(group, options)
-        where = f"param group {index}"
-        for p in params:
-            if self.state.get(p):
-                check_state(p, self.state[p], amsgrad=config.amsgrad, where=where, states=config.state_dtype)
+        states = [self.state.get(p) for p in params]
+        self._check_states(params, states, config, where=f"param group {index}")
+        config = config.replace(states_checked=True)
         backend = options["backend"]
         extra: dict[str, Any] = {}
         if isinstance(backend, QiskitTarget):
@@ -324,35 +367,59 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             extra = dict(
                 dispatcher=self._qiskit.dispatcher(index, backend), indices=[position[id(p)] for p in params]
             )
-        real = [real_view(p) for p in params]
-        return functional.select(real, config, backend, **extra), params, config
+        real = [real_view(p) for p in params] if any(p.is_complex() for p in params) else params
+        return functional.select(real, config, backend, **extra), params, states, config
+
+    def _check_states(
+        self, params: list[torch.Tensor], states: list[dict[str, Any] | None], config: StepConfig, where: str
+    ) -> None:
+        """:func:`~.checkpoint.check_state` for each parameter's live state, skipped where nothing
+        it checked can have changed since it last passed: the same state tensors (by identity), at
+        the same addresses, for a parameter of the same address, dtype and shape. That comparison
+        costs a fraction of the check, which was most of a step's host time for many small tensors.
+        (DTensors, and steps traced by torch.compile, which cannot read addresses, check in full.)"""
+        compiling = torch.compiler.is_compiling()
+        checked, amsgrad = self._checked, config.amsgrad
+        for p, state in zip(params, states):
+            if not state:
+                continue
+            plain = not compiling and type(p) in _PLAIN_TENSOR_TYPES
+            fingerprint = _fingerprint(p, state, amsgrad) if plain else None
+            if fingerprint is None or checked.get(id(p)) != fingerprint:
+                check_state(p, state, amsgrad=amsgrad, where=where, states=config.state_dtype)
+                if fingerprint is not None:
+                    checked[id(p)] = fingerprint
 
     @staticmethod
     def _params_with_grad(group: dict[str, Any], options: dict[str, Any]) -> list[torch.Tensor]:
         """The group's parameters that have a gradient, each checked against it."""
         params = [p for p in group["params"] if p.grad is not None]
+        fused = options["fused"]
+        devices = set()
         for p in params:
-            if p.grad.is_sparse:
+            g, dtype = p.grad, p.dtype
+            if g.is_sparse:
                 raise RuntimeError("SuperpositionalAdamW does not support sparse gradients")
-            if options["fused"] and (p.dtype in COMPLEX_DTYPES or p.device.type not in FUSED_DEVICES):
+            if fused and (dtype in COMPLEX_DTYPES or p.device.type not in FUSED_DEVICES):
                 raise RuntimeError(
                     "`fused=True` requires all the params to be floating point Tensors of supported "
-                    f"devices: {list(FUSED_DEVICES)} (torch.optim.AdamW's rule), got a {p.dtype} "
+                    f"devices: {list(FUSED_DEVICES)} (torch.optim.AdamW's rule), got a {dtype} "
                     f"parameter on {p.device}"
                 )
-            if p.dtype in COMPLEX_DTYPES:
+            if dtype not in PARAM_DTYPES:
+                if dtype not in COMPLEX_DTYPES:
+                    raise TypeError(
+                        "parameters must be float32, float64, bfloat16, float16, complex64 or complex128, "
+                        f"got {dtype}"
+                    )
                 real_view(p)  # refuses a complex layout with no real view
-            elif p.dtype not in PARAM_DTYPES:
-                raise TypeError(
-                    "parameters must be float32, float64, bfloat16, float16, complex64 or complex128, "
-                    f"got {p.dtype}"
-                )
-            if p.grad.dtype != p.dtype or p.grad.shape != p.shape:
+            if g.dtype != dtype or g.shape != p.shape:
                 raise ValueError(
-                    f"a gradient must match its parameter: got {p.grad.dtype} {list(p.grad.shape)} "
-                    f"for a {p.dtype} {list(p.shape)} parameter"
+                    f"a gradient must match its parameter: got {g.dtype} {list(g.shape)} "
+                    f"for a {dtype} {list(p.shape)} parameter"
                 )
-        devices = {p.device for p in params} | {p.grad.device for p in params}
+            devices.add(p.device)
+            devices.add(g.device)
         if len(devices) > 1:
             raise RuntimeError(
                 "a param group's parameters and gradients must share one device, "
@@ -360,17 +427,21 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             )
         return params
 
-    def _init_group(self, params: list[torch.Tensor], config: StepConfig) -> StepTensors:
-        """The step's tensors for ``params`` (complex ones as real views), their state created on
-        first use (or converted, when the group's ``state_dtype`` changed)."""
-        states = [self._state_for(p, config) for p in params]
+    def _init_group(
+        self, params: list[torch.Tensor], states: list[dict[str, Any] | None], config: StepConfig
+    ) -> StepTensors:
+        """The step's tensors for ``params`` (complex ones as real views), their state (``states``,
+        as the plan found them) created on first use, or converted when the group's ``state_dtype``
+        changed."""
+        states = [self._state_for(p, state, config) for p, state in zip(params, states)]
+        view = real_view if any(p.is_complex() for p in params) else _itself
         return StepTensors(
-            [real_view(p) for p in params],
-            [real_view(p.grad) for p in params],
-            [real_view(s["exp_avg"]) for s in states],
-            [real_view(s["exp_avg_sq"]) for s in states],
+            [view(p) for p in params],
+            [view(p.grad) for p in params],
+            [view(s["exp_avg"]) for s in states],
+            [view(s["exp_avg_sq"]) for s in states],
             [s["step"] for s in states],
-            [real_view(s[AMSGRAD_MOMENT]) for s in states] if config.amsgrad else [],
+            [view(s[AMSGRAD_MOMENT]) for s in states] if config.amsgrad else [],
             self._rounding_streams(params) if config.rounding_seed is not None else [],
         )
 
@@ -383,13 +454,14 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
                 index_of.setdefault(id(p), len(index_of))
         return [index_of[id(p)] for p in params]
 
-    def _state_for(self, p: torch.Tensor, config: StepConfig) -> dict[str, Any]:
+    def _state_for(self, p: torch.Tensor, state: dict[str, Any] | None, config: StepConfig) -> dict[str, Any]:
+        dtype = _STATE_DTYPES.get((config.state_dtype, p.dtype)) or state_dtype(p, config.state_dtype)
+        if state:
+            if state["exp_avg"].dtype != dtype:
+                convert_states(state, dtype)
+            if not config.amsgrad or AMSGRAD_MOMENT in state:
+                return state
         state = self.state[p]
-        dtype = state_dtype(p, config.state_dtype)
-        if state and state["exp_avg"].dtype != dtype:
-            convert_states(state, dtype)
-        if state and (not config.amsgrad or AMSGRAD_MOMENT in state):
-            return state
         # zeros_like: a DTensor parameter (FSDP2) gets states sharded like it.
         zeros = partial(torch.zeros_like, p, dtype=dtype, memory_format=torch.contiguous_format)
         if not state:

@@ -42,8 +42,13 @@ __all__ = ["Shard", "is_sharded", "plan_tensor", "shard_of", "step_sharded"]
 Exchange = Callable[[Any, torch.Tensor], list[torch.Tensor]]
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
 def is_sharded(t: torch.Tensor) -> bool:
     """Whether ``t`` is a DTensor (a parameter of FSDP2 or of tensor parallelism)."""
+    if type(t) in _PLAIN:  # most calls, at every step: no import, no isinstance walk
+        return False
     # Imported here, not at the top: torch.distributed.tensor takes 0.4 s to import, and a run that
     # has no DTensor need not pay for it. (torch.compile traces this import: no functools.cache.)
     try:
@@ -173,6 +178,8 @@ def step_sharded(
     one process: local tensors with their :class:`Shard` and an all_gather of their own.
     """
     n = config.circuit.n_qubits
+    # The optimizer's plan leaves a shard's contiguity to the kernel's own check (checkpoint.check_state).
+    config = config.replace(states_checked=False)
     if shards is None:
         local = StepTensors(
             *([_local(t) for t in column] for column in tensors[:4]),
