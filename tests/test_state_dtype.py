@@ -211,3 +211,30 @@ def test_bad_values_are_refused_by_name(bad, rng):
     with pytest.raises(ValueError, match="state_dtype"):
         opt.step()
     assert torch.equal(params[0], before) and not opt.state
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("states", ["float32", "param"])
+def test_every_16_bit_value_converts_exactly_in_the_cpu_kernel(dtype, states):
+    # The CPU kernels convert 16-bit storage with integer arithmetic of their own (so that the
+    # loops vectorise): every bit pattern must read and write back unchanged (NaN stays NaN), and
+    # a float32 result must round to nearest even exactly as torch rounds it, subnormals included.
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
+    p = torch.nn.Parameter(every.clone())
+    p.grad = torch.zeros_like(p)
+    options = dict(
+        weight_decay=0.0, quantum_weight=0.0, state_dtype=torch.float32 if states == "float32" else states
+    )
+    sp.SuperpositionalAdamW([p], lr=0.0, backend="cpu", **options).step()
+    nan = every.isnan()
+    assert torch.equal(p.detach()[~nan].view(torch.int16), every[~nan].view(torch.int16))
+    assert bool(p.detach()[nan].isnan().all())
+
+    # With g = 0 the step is p * (1 - lr wd) exactly in float32, then one rounding.
+    finite = every[every.isfinite()]
+    q = torch.nn.Parameter(finite.clone())
+    q.grad = torch.zeros_like(q)
+    lr, wd = 1e-3, 0.37
+    sp.SuperpositionalAdamW([q], lr=lr, backend="cpu", **{**options, "weight_decay": wd}).step()
+    decay = torch.tensor(1 - lr * wd, dtype=torch.float64).float()
+    assert torch.equal(q.detach().view(torch.int16), (finite.float() * decay).to(dtype).view(torch.int16))

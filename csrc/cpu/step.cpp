@@ -40,7 +40,7 @@ template <class P, class S>
 inline S rounded_for(S x, std::uint32_t key, std::int64_t index) {
   if constexpr (std::is_same_v<P, BFloat16>) {
     return round_bfloat16_stochastically(x, rounding_bits(key, index));
-  } else if constexpr (std::is_same_v<P, _Float16>) {
+  } else if constexpr (std::is_same_v<P, Float16>) {
     return round_float16_stochastically(x, rounding_bits(key, index));
   } else {
     return x;  // full-precision parameters are never rounded stochastically
@@ -74,7 +74,7 @@ inline void adamw(P* p, const P* g, const Moments<M>& s, const S* e, std::int64_
                                                                          rounding.key, first);
   };
   auto with_rounding = [&](auto amsgrad) {
-    constexpr bool kMayRound = std::is_same_v<P, BFloat16> || std::is_same_v<P, _Float16>;
+    constexpr bool kMayRound = std::is_same_v<P, BFloat16> || std::is_same_v<P, Float16>;
     if constexpr (kMayRound) {
       if (rounding.on) return run(amsgrad, std::true_type{});
     }
@@ -263,7 +263,7 @@ void step(const StepParams& sp) {
     case ParamType::kFloat32: return step_typed<float>(sp);
     case ParamType::kFloat64: return step_typed<double>(sp);
     case ParamType::kBFloat16: return step_typed<BFloat16>(sp);
-    case ParamType::kFloat16: return step_typed<_Float16>(sp);
+    case ParamType::kFloat16: return step_typed<Float16>(sp);
   }
 }
 
