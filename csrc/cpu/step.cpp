@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "../adamw.h"
 #include "../rounding.h"
 #include "../statevector.h"
@@ -66,9 +70,72 @@ inline void adamw_loop(P* __restrict p, const P* __restrict g, M* __restrict m, 
   }
 }
 
+#if defined(__F16C__)
+// float16 <-> float32 by F16C, 8 values an instruction (round to nearest even, as the
+// portable conversions of tiles.h and torch): the vectorised integer conversions cost
+// more than the rest of the update under AVX2.
+inline void to_floats(const Float16* src, float* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = to_float(src[i]);
+}
+
+inline void to_halves(const float* src, Float16* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) dst[i] = from_float<Float16>(src[i]);
+}
+#endif
+
+template <bool kQuantum, class P, class S, class M>
+inline void adamw(P* p, const P* g, const Moments<M>& s, const S* e, std::int64_t count,
+                  const AdamWConstants<S>& c, Rounding rounding, std::int64_t first);
+
+#if defined(__F16C__)
+// float16 parameters (and float16 states) in blocks: converted to float32 by F16C,
+// stepped as float32 (the same element update), rounded stochastically where asked,
+// and converted back, so each value is still rounded once.
+template <bool kQuantum, class M>
+inline void adamw_float16(Float16* p, const Float16* g, const Moments<M>& s, const float* e, std::int64_t count,
+                          const AdamWConstants<float>& c, Rounding rounding, std::int64_t first) {
+  constexpr std::int64_t kBlock = 256;
+  constexpr bool kHalfStates = std::is_same_v<M, Float16>;
+  alignas(64) float pf[kBlock], gf[kBlock], mf[kBlock], vf[kBlock], wf[kBlock];
+  for (std::int64_t b = 0; b < count; b += kBlock) {
+    const std::int64_t n = std::min(kBlock, count - b);
+    to_floats(p + b, pf, n);
+    to_floats(g + b, gf, n);
+    Moments<float> block{mf, vf, s.v_max != nullptr ? wf : nullptr};
+    if constexpr (kHalfStates) {
+      to_floats(s.m + b, mf, n);
+      to_floats(s.v + b, vf, n);
+      if (s.v_max != nullptr) to_floats(s.v_max + b, wf, n);
+    } else {
+      block = s.at(b);
+    }
+    adamw<kQuantum>(pf, gf, block, kQuantum ? e + b : e, n, c, Rounding{false, 0}, 0);
+    if (rounding.on) {
+#pragma omp simd
+      for (std::int64_t i = 0; i < n; ++i) pf[i] = rounded_for<Float16>(pf[i], rounding.key, first + b + i);
+    }
+    to_halves(pf, p + b, n);
+    if constexpr (kHalfStates) {
+      to_halves(mf, s.m + b, n);
+      to_halves(vf, s.v + b, n);
+      if (s.v_max != nullptr) to_halves(wf, s.v_max + b, n);
+    }
+  }
+}
+#endif
+
 template <bool kQuantum, class P, class S, class M>
 inline void adamw(P* p, const P* g, const Moments<M>& s, const S* e, std::int64_t count,
                   const AdamWConstants<S>& c, Rounding rounding, std::int64_t first) {
+#if defined(__F16C__)
+  if constexpr (std::is_same_v<P, Float16>) return adamw_float16<kQuantum>(p, g, s, e, count, c, rounding, first);
+#endif
   auto run = [&](auto amsgrad, auto round) {
     adamw_loop<kQuantum, decltype(amsgrad)::value, decltype(round)::value>(p, g, s.m, s.v, s.v_max, e, count, c,
                                                                          rounding.key, first);
