@@ -5,8 +5,8 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
+#include "bits.h"
 #include "inline.h"
 
 namespace sp {
@@ -37,18 +37,6 @@ SP_INLINE std::uint32_t rounding_bits(std::uint32_t key, std::int64_t index) {
 
 SP_INLINE int min_of(int a, int b) { return a < b ? a : b; }
 SP_INLINE int max_of(int a, int b) { return a > b ? a : b; }
-
-SP_INLINE std::uint32_t float_bits(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-SP_INLINE float bits_float(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
 
 // x rounded to a 16-bit floating-point format with kMantissa explicit mantissa bits and smallest
 // normal exponent kMinExponent (bfloat16: 7, -126; float16: 10, -14), returned as the float that

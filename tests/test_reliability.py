@@ -43,34 +43,39 @@ def _grads(params: list[torch.Tensor]) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_parameter_whose_data_changed_shape_stops_the_step_before_any_group_moves(backend):
-    opt, params = _stepped(backend)
-    params[1].data = torch.zeros(6)  # a new shape: its state no longer fits
-    params[1].grad = torch.zeros(6)
-    snapshot = Snapshot(opt)
-    with pytest.raises(RuntimeError, match=r"param group 1: the optimizer state exp_avg .* shape \[6\]"):
-        opt.step()
-    snapshot.assert_unchanged()
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
-    "change",
+    ("index", "change", "message"),
     [
-        lambda opt, p: setattr(opt.state[p]["exp_avg"], "data", torch.zeros(3, dtype=p.dtype)),
-        lambda opt, p: setattr(p, "data", p.data.view(-1)[:2].clone().view(2)),
+        # A new shape: the state no longer fits.
+        (
+            1,
+            lambda opt, p: setattr(p, "data", torch.zeros(6)),
+            r"param group 1: the optimizer state exp_avg .* shape \[6\]",
+        ),
+        # The plan skips the full state check while the state tensors and the parameter are
+        # unchanged since it last passed (same objects at the same addresses): a .data replacement
+        # keeps the object and must still be caught.
+        (
+            0,
+            lambda opt, p: setattr(opt.state[p]["exp_avg"], "data", torch.zeros(3)),
+            r"param group 0: the optimizer state",
+        ),
+        (
+            0,
+            lambda opt, p: setattr(p, "data", p.data.view(-1)[:2].clone().view(2)),
+            r"param group 0: the optimizer state",
+        ),
     ],
-    ids=["state-data-replaced", "param-data-replaced"],
+    ids=["param-new-shape", "state-data-replaced", "param-data-replaced"],
 )
-def test_the_cached_state_check_sees_changes_through_the_same_tensor_objects(backend, change):
-    # The plan skips the full state check when the state tensors and the parameter are unchanged
-    # since it last passed (same objects at the same addresses): a .data replacement keeps the
-    # object and must still be caught.
+def test_a_parameter_or_state_changed_in_place_stops_the_step_before_any_group_moves(
+    backend, index, change, message
+):
     opt, params = _stepped(backend)
-    change(opt, params[0])
-    params[0].grad = torch.zeros_like(params[0])
+    change(opt, params[index])
+    params[index].grad = torch.zeros_like(params[index])
     snapshot = Snapshot(opt)
-    with pytest.raises(RuntimeError, match=r"param group 0: the optimizer state"):
+    with pytest.raises(RuntimeError, match=message):
         opt.step()
     snapshot.assert_unchanged()
 

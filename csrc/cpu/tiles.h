@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <utility>
 
+#include "../bits.h"
 #include "../params.h"
 #include "simd.h"
 
@@ -27,19 +27,7 @@ struct Float16 {
   std::uint16_t bits;
 };
 
-inline std::uint32_t bits_of(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-inline float float_of(std::uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-inline float to_float(BFloat16 x) { return float_of(static_cast<std::uint32_t>(x.bits) << 16); }
+inline float to_float(BFloat16 x) { return bits_float(static_cast<std::uint32_t>(x.bits) << 16); }
 
 // IEEE half to float, exactly: the exponent rebiased; subnormals renormalised by one
 // float subtraction; infinity and NaN keep an all-ones exponent.
@@ -50,9 +38,9 @@ inline float to_float(Float16 x) {
   const std::uint32_t rebiased = shifted + ((127U - 15U) << 23);
   const std::uint32_t special = rebiased + ((128U - 16U) << 23);  // infinity, NaN
   // A subnormal m * 2^-24 reads as 2^-14 * (1 + m / 1024) after rebiasing: subtract 2^-14.
-  const std::uint32_t subnormal = bits_of(float_of(rebiased + (1U << 23)) - float_of(113U << 23));
+  const std::uint32_t subnormal = float_bits(bits_float(rebiased + (1U << 23)) - bits_float(113U << 23));
   const std::uint32_t magnitude = exponent == 0x0f800000U ? special : exponent == 0 ? subnormal : rebiased;
-  return float_of(magnitude | ((h & 0x8000U) << 16));
+  return bits_float(magnitude | ((h & 0x8000U) << 16));
 }
 
 template <class To>
@@ -60,7 +48,7 @@ inline To from_float(float f);
 
 template <>
 inline BFloat16 from_float<BFloat16>(float f) {
-  std::uint32_t u = bits_of(f);
+  std::uint32_t u = float_bits(f);
   const std::uint32_t rounded = (u + 0x7fffU + ((u >> 16) & 1U)) >> 16;
   const bool nan = (u & 0x7fffffffU) > 0x7f800000U;
   return BFloat16{static_cast<std::uint16_t>(nan ? 0x7fc0U | ((u >> 16) & 0x8000U) : rounded)};
@@ -72,11 +60,11 @@ inline BFloat16 from_float<BFloat16>(float f) {
 // the bottom; beyond the largest finite half, infinity; NaN stays a quiet NaN.
 template <>
 inline Float16 from_float<Float16>(float f) {
-  const std::uint32_t u = bits_of(f);
+  const std::uint32_t u = float_bits(f);
   const std::uint32_t sign = (u >> 16) & 0x8000U;
   const std::uint32_t a = u & 0x7fffffffU;
   const std::uint32_t normal = (a + ((15U - 127U) << 23) + 0xfffU + ((a >> 13) & 1U)) >> 13;
-  const std::uint32_t subnormal = bits_of(float_of(a) + float_of(126U << 23)) - (126U << 23);  // + 0.5
+  const std::uint32_t subnormal = float_bits(bits_float(a) + bits_float(126U << 23)) - (126U << 23);  // + 0.5
   const std::uint32_t overflow = a > 0x7f800000U ? 0x7e00U : 0x7c00U;  // NaN : infinity
   const std::uint32_t magnitude = a >= 0x47800000U ? overflow : a < 0x38800000U ? subnormal : normal;
   return Float16{static_cast<std::uint16_t>(magnitude | sign)};

@@ -18,7 +18,7 @@ from .. import circuits
 from ..backends.base import StepConfig, StepFn, StepTensors
 from ..backends.qiskit.target import QiskitTarget
 from ..circuit import Circuit
-from ..geometry import compute_dtype, real_view
+from ..geometry import real_view
 from . import functional, ops
 from .checkpoint import (
     AMSGRAD_MOMENT,
@@ -43,12 +43,6 @@ __all__ = ["SuperpositionalAdamW", "state_dtype"]
 
 FUSED_DEVICES = ("cpu", "cuda")  # where fused=True is accepted, as torch.optim.AdamW's fused kernels
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
-# state_dtype(param, option) by (option, param dtype), looked up once per parameter and step.
-_STATE_DTYPES = {
-    (option, dtype): dtype if option == "param" else compute_dtype(dtype)
-    for option in ("float32", "param")
-    for dtype in PARAM_DTYPES
-}
 
 
 def _itself(t: torch.Tensor) -> torch.Tensor:
@@ -455,7 +449,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         return [index_of[id(p)] for p in params]
 
     def _state_for(self, p: torch.Tensor, state: dict[str, Any] | None, config: StepConfig) -> dict[str, Any]:
-        dtype = _STATE_DTYPES.get((config.state_dtype, p.dtype)) or state_dtype(p, config.state_dtype)
+        dtype = state_dtype(p, config.state_dtype)
         if state:
             if state["exp_avg"].dtype != dtype:
                 convert_states(state, dtype)

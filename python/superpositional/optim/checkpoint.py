@@ -47,9 +47,8 @@ def state_dtype(param: torch.Tensor, option: str = "float32") -> torch.dtype:
     """The dtype of a parameter's ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) under the
     ``state_dtype`` option (its canonical name): with ``"float32"``, float32 for 16-bit parameters;
     with ``"param"``, or for any other parameter, the parameter's own (complex included)."""
-    if option == "param" or param.is_complex():
-        return param.dtype
-    return compute_dtype(param.dtype)
+    dtype = param.dtype
+    return dtype if option == "param" or dtype.is_complex else compute_dtype(dtype)
 
 
 def pack_group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,15 +58,21 @@ def run_label(data: dict) -> str:
     return f"commit {commit}" if commit != "unknown" else f"superpositional {data['version']}"
 
 
+def _rows_by_dtype(data: dict, workload: str) -> list[tuple[str, list[dict]]]:
+    """``workload``'s results per dtype of its layout, in that order, dtypes without results left out."""
+    by_dtype = [
+        (dtype, [r for r in data["results"] if r["workload"] == workload and r["dtype"] == dtype])
+        for dtype in data["workloads"][workload]["dtypes"]
+    ]
+    return [(dtype, rows) for dtype, rows in by_dtype if rows]
+
+
 def _single_tables(data: dict) -> list[str]:
     layout = data["workloads"].get("single")
     if not layout:
         return []
     lines = []
-    for dtype in layout["dtypes"]:
-        rows = [r for r in data["results"] if r["workload"] == "single" and r["dtype"] == dtype]
-        if not rows:
-            continue
+    for dtype, rows in _rows_by_dtype(data, "single"):
         sizes = sorted({r["log2_params"] for r in rows})
         index = {(r["config"], r["log2_params"]): r for r in rows}
         names = list(dict.fromkeys(r["config"] for r in rows))
@@ -118,10 +124,7 @@ def _list_tables(data: dict) -> list[str]:
     if not layout:
         return []
     lines = []
-    for dtype in layout["dtypes"]:
-        rows = [r for r in data["results"] if r["workload"] == "llama" and r["dtype"] == dtype]
-        if not rows:
-            continue
+    for dtype, rows in _rows_by_dtype(data, "llama"):
         body = [
             [
                 r["config"],
