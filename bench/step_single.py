@@ -1,7 +1,8 @@
 """A quick look at the fused step on one large tensor per dtype, for kernel A/B work on the GPU.
 
 One [2^k/1024, 1024] parameter (default k = 28) in float32, bfloat16 (float32 and bfloat16 states)
-and float64; ours with coverage "paper" and coverage "all" (entangled(4)) against
+and float64; ours with coverage "paper" and coverage "all" (entangled(4); also with
+``perturbation="preconditioned"``) against
 ``torch.optim.AdamW(fused=True)`` built in the same process. Each row is the median of 15 steps
 timed by CUDA events after 3 warm-up steps; the effective bandwidth counts the bytes the step must
 move at their storage dtypes and is shown as a percentage of a same-dtype ``copy_`` of the
@@ -59,6 +60,9 @@ def configs(dtype: torch.dtype) -> dict[str, Callable[[list[torch.Tensor]], torc
         made[f"all, {states} states"] = lambda ps, s=state_dtype: sp.SuperpositionalAdamW(
             ps, state_dtype=s, coverage="all", circuit=sp.circuits.entangled(4)
         )
+    made["all, preconditioned"] = lambda ps: sp.SuperpositionalAdamW(
+        ps, coverage="all", circuit=sp.circuits.entangled(4), perturbation="preconditioned"
+    )
     return made
 
 

@@ -285,16 +285,17 @@ PYBIND11_MODULE(_C, m) {
       [](const sp::Program& prog, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
          sp::ParamType state_type, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
          double weight_decay, double quantum_weight, bool maximize, bool amsgrad, bool stochastic_rounding,
-         std::uint32_t rounding_seed, sp::Coverage coverage, int num_threads) {
+         std::uint32_t rounding_seed, bool preconditioned, sp::Coverage coverage, int num_threads) {
         step(OnCpu{num_threads}, prog, tensors, n_tensors, dtype, state_type,
              {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad, stochastic_rounding,
-              rounding_seed},
+              rounding_seed, preconditioned},
              lr_device, coverage);
       },
       py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"), py::arg("state_type"),
       py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
       py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"),
-      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("coverage"), py::arg("num_threads"),
+      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("preconditioned"), py::arg("coverage"),
+      py::arg("num_threads"),
       "The fused AdamW + circuit step over many tensors (CPU).");
 
   m.def("cpu_isa", [] { return std::string(sp::cpu::kernels().isa); }, "The instruction set the CPU kernels use.");
@@ -341,16 +342,17 @@ PYBIND11_MODULE(_C, m) {
       [](const sp::Program& prog, std::uintptr_t program, std::uintptr_t tensors, int n_tensors, sp::ParamType dtype,
          sp::ParamType state_type, double lr, std::uintptr_t lr_device, double beta1, double beta2, double eps,
          double weight_decay, double quantum_weight, bool maximize, bool amsgrad, bool stochastic_rounding,
-         std::uint32_t rounding_seed, sp::Coverage coverage, std::uintptr_t stream) {
+         std::uint32_t rounding_seed, bool preconditioned, sp::Coverage coverage, std::uintptr_t stream) {
         step(OnCuda{program, stream}, prog, tensors, n_tensors, dtype, state_type,
              {lr, beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad, stochastic_rounding,
-              rounding_seed},
+              rounding_seed, preconditioned},
              lr_device, coverage);
       },
       py::arg("host_program"), py::arg("program"), py::arg("tensors"), py::arg("n_tensors"), py::arg("dtype"),
       py::arg("state_type"), py::arg("lr"), py::arg("lr_device"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
       py::arg("weight_decay"), py::arg("quantum_weight"), py::arg("maximize"), py::arg("amsgrad"),
-      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("coverage"), py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
+      py::arg("stochastic_rounding"), py::arg("rounding_seed"), py::arg("preconditioned"), py::arg("coverage"),
+      py::arg("stream"), "The fused AdamW + circuit step over many tensors (CUDA).");
   m.def("cuda_devices", [] {
     const sp::cuda::DeviceInfo info = sp::cuda::device_info();
     return py::dict(py::arg("count") = info.count, py::arg("capability") = py::make_tuple(info.major, info.minor),

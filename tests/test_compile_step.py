@@ -131,6 +131,7 @@ def test_the_op_passes_opcheck(rng, amsgrad):
         amsgrad,
         True,
         12345,
+        True,  # the preconditioned perturbation
         ops.register(circuit),
         "all",
     )

@@ -67,7 +67,19 @@ def _splits(rng, length, ranks):
     return list(itertools.pairwise(bounds))
 
 
-def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maximize, steps, amsgrad=False):
+def _emulate(
+    ranks,
+    rng,
+    shapes,
+    dtype,
+    circuit,
+    coverage,
+    quantum_weight,
+    maximize,
+    steps,
+    amsgrad=False,
+    perturbation="paper",
+):
     """Step sharded copies on `ranks` threads and the whole tensors in one; returns both results."""
     torch_rng = torch.Generator().manual_seed(int(rng.integers(2**31)))
     full = [torch.randn(s, generator=torch_rng, dtype=torch.float64).to(dtype) for s in shapes]
@@ -120,7 +132,12 @@ def _emulate(ranks, rng, shapes, dtype, circuit, coverage, quantum_weight, maxim
         return exchange
 
     config = _config(
-        circuit=circuit, coverage=coverage, quantum_weight=quantum_weight, maximize=maximize, amsgrad=amsgrad
+        circuit=circuit,
+        coverage=coverage,
+        quantum_weight=quantum_weight,
+        maximize=maximize,
+        amsgrad=amsgrad,
+        perturbation=perturbation,
     )
     for step in range(steps):
         scale = 10.0 if step % 2 else 0.1  # AMSGrad's maximum then differs from the latest exp_avg_sq
@@ -191,6 +208,28 @@ def test_emulated_shards_match_the_unsharded_step(coverage, preset, dtype, amsgr
     for expected, got in zip(full, joined):
         torch.testing.assert_close(got.double(), expected.double(), atol=tol, rtol=tol)
     assert steps_seen == {4.0}
+
+
+@pytest.mark.parametrize("coverage", ["paper", "all"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_emulated_shards_match_the_unsharded_step_with_the_preconditioned_term(coverage, dtype, rng):
+    # The crossing groups go through the torch rule (update.adamw_update), the rest through the kernel.
+    shapes = [(int(rng.integers(1, 30)),), (int(rng.integers(2, 9)), int(rng.integers(1, 5))), (7,), ()]
+    full, joined, _ = _emulate(
+        3,
+        rng,
+        shapes,
+        dtype,
+        sp.circuits.entangled(4),
+        coverage,
+        3.0,
+        False,
+        steps=4,
+        perturbation="preconditioned",
+    )
+    tol = {torch.float32: 2e-6, torch.bfloat16: 1e-2}[dtype]
+    for expected, got in zip(full, joined):
+        torch.testing.assert_close(got.double(), expected.double(), atol=tol, rtol=tol)
 
 
 def test_crossing_groups_change_the_result(rng):

@@ -61,7 +61,8 @@ inline void adamw_loop(P* __restrict p, const P* __restrict g, M* __restrict m, 
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
     S pi = load_as<S>(p[i]), mi = load_as<S>(m[i]), vi = load_as<S>(v[i]), wi = kAmsgrad ? load_as<S>(v_max[i]) : S(0);
-    adamw_update<kQuantum, kAmsgrad>(pi, mi, vi, wi, load_as<S>(g[i]) * c.grad_sign, kQuantum ? e[i] : S(0), c);
+    adamw_update<kQuantum ? Term::kEither : Term::kNone, kAmsgrad>(pi, mi, vi, wi, load_as<S>(g[i]) * c.grad_sign,
+                                                                  kQuantum ? e[i] : S(0), c);
     m[i] = store_as<M>(mi);
     v[i] = store_as<M>(vi);
     if constexpr (kAmsgrad) v_max[i] = store_as<M>(wi);

@@ -139,7 +139,8 @@ __device__ __forceinline__ void round_group_stochastically(float* values, std::u
 // M: the storage type of the states (the math type, or a 16-bit P itself).
 // skip: elements at the start of each tensor left to another launch (coverage "paper").
 // kAmsgrad: each group also reads and writes its max_exp_avg_sq.
-template <class P, class M, int N, int kCircuits, bool kAmsgrad>
+// kTerm: the circuit term's form (adamw.h): kNone exactly when there are no circuits.
+template <class P, class M, int N, int kCircuits, bool kAmsgrad, Term kTerm>
 __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restrict__ program, const Launch launch,
                                                         const AdamWHyper hyper, const float* __restrict__ lr_device,
                                                         std::int64_t skip) {
@@ -208,10 +209,10 @@ __global__ void __launch_bounds__(kThreads) step_kernel(const Program* __restric
       run_state<Ops, N>(*program, pv, gv, st);
       state_expectations<Ops, N>(*program, st, e);
     }
-    constexpr bool kCircuit = kCircuits != kNone;
+    static_assert((kCircuits == kNone) == (kTerm == Term::kNone), "a circuit term exactly with circuits");
 #pragma unroll
     for (int k = 0; k < N; ++k)
-      adamw_update<kCircuit, kAmsgrad>(pv[k], mv[k], vv[k], wv[k], gv[k], kCircuit ? e[k] : S(0), c);
+      adamw_update<kTerm, kAmsgrad>(pv[k], mv[k], vv[k], wv[k], gv[k], kTerm != Term::kNone ? e[k] : S(0), c);
     if constexpr (kMayRound) {
       if (rounds) round_group_stochastically<P, N>(pv, rounding, offset);
     }
@@ -259,12 +260,27 @@ void launch_step(const StepParams& p, const Launch& launch, std::int64_t skip) {
   const std::int64_t total = launch.first_unit[launch.n_tensors];
   if (total == 0) return;
   const auto stream = static_cast<cudaStream_t>(p.stream);
+  auto go = [&](auto amsgrad, auto term) {
+    step_kernel<P, M, N, kCircuits, decltype(amsgrad)::value, decltype(term)::value>
+        <<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper, p.lr_device, skip);
+  };
+  // The product-state kernels get the one term a step asks for (its registers decide the kernel's
+  // occupancy); the statevector kernels, long past that point, compute either.
+  auto with_term = [&](auto amsgrad) {
+    if constexpr (kCircuits == kNone) {
+      go(amsgrad, std::integral_constant<Term, Term::kNone>{});
+    } else if constexpr (kCircuits == kStatevector) {
+      go(amsgrad, std::integral_constant<Term, Term::kEither>{});
+    } else if (p.hyper.preconditioned) {
+      go(amsgrad, std::integral_constant<Term, Term::kPreconditioned>{});
+    } else {
+      go(amsgrad, std::integral_constant<Term, Term::kPaper>{});
+    }
+  };
   if (p.hyper.amsgrad) {
-    step_kernel<P, M, N, kCircuits, true><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
-                                                                                p.lr_device, skip);
+    with_term(std::true_type{});
   } else {
-    step_kernel<P, M, N, kCircuits, false><<<grid_for(total), kThreads, 0, stream>>>(p.device_program, launch, p.hyper,
-                                                                                 p.lr_device, skip);
+    with_term(std::false_type{});
   }
   check(cudaGetLastError(), "step kernel launch");
 }

@@ -1,4 +1,4 @@
-"""The command line: ``python -m superpositional {demo,finetune,validate,bench,info}``.
+"""The command line: ``python -m superpositional {demo,ablation,finetune,validate,bench,info}``.
 
 Building the parser imports no application: each command imports its own when it runs.
 """
@@ -15,7 +15,7 @@ from .output import busy_note
 
 # The commands that keep OpenMP teams busy for minutes: on a busy machine they run with passive
 # OpenMP threads (bench/busy.py: 0.5-0.8 ms a probe iteration instead of 100+ ms under load).
-HEAVY = ("demo", "finetune", "bench")
+HEAVY = ("demo", "ablation", "finetune", "bench")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="superpositional", description="Superpositional Gradient Descent for PyTorch"
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{demo,finetune,validate,bench,info}"
+        dest="command", required=True, metavar="{demo,ablation,finetune,validate,bench,info}"
     )
 
     demo = commands.add_parser("demo", help="the paper's synthetic experiment: Adam vs SuperpositionalAdamW")
@@ -35,6 +35,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--arms", nargs="+", default=None, help="arms to train (default: all four)")
     demo.add_argument("--full", action="store_true", help="the full budget: 5 seeds, 20 epochs")
+
+    ablation = commands.add_parser(
+        "ablation",
+        help="where the circuit term changes training: lambda x coverage x perturbation on the demo's task",
+    )
+    ablation.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 5; --quick: 1)")
+    ablation.add_argument("--epochs", type=int, default=None, help="epochs per run (default 12; --quick: 1)")
+    ablation.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ablation.add_argument(
+        "--out",
+        type=Path,
+        default=Path("ablation-results"),
+        help="folder for ablation.json and ablation.png (default ablation-results)",
+    )
+    ablation.add_argument(
+        "--quick", action="store_true", help="a smoke run: 2 lambdas, a small task, 1 seed, 1 epoch"
+    )
 
     finetune = commands.add_parser(
         "finetune", help="the paper's LLM fine-tuning: AdamW vs SuperpositionalAdamW"
@@ -115,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         if seeds < 1 or epochs < 1:
             raise SystemExit("demo: --seeds and --epochs must be positive")
         return demo.main(seeds, epochs, args.device, args.out, args.arms)
+    if args.command == "ablation":
+        from . import ablation
+
+        seeds = args.seeds or (1 if args.quick else 5)
+        epochs = args.epochs or (1 if args.quick else 12)
+        if seeds < 1 or epochs < 1:
+            raise SystemExit("ablation: --seeds and --epochs must be positive")
+        return ablation.main(seeds, epochs, args.device, args.out, quick=args.quick)
     if args.command == "finetune":
         from . import finetune
 

@@ -109,11 +109,15 @@ def train_one(
     device: torch.device,
     data: tuple,
     progress: tqdm | None = None,
+    make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
 ) -> Run:
+    """One seed of one arm: the model initialised from ``seed``, its batches (and dropout masks)
+    drawn from it too, so that every arm of a seed sees the same; the optimizer is the arm's of
+    :data:`ARMS`, or ``make_optimizer``'s."""
     (train_x, train_y), (test_x, test_y) = data
     torch.manual_seed(seed)
     model = QuantumTransformer(task.vocab, 2, task.length).to(device)
-    optimizer = ARMS[arm](list(model.parameters()))
+    optimizer = (make_optimizer or ARMS[arm])(list(model.parameters()))
     order = torch.Generator().manual_seed(seed)
     run = Run(arm, seed)
     for _ in range(epochs):

@@ -89,6 +89,9 @@ class StepConfig(NamedTuple):
     rounding_seed: int | None = None
     # "float32" (the states of 16-bit parameters in float32) or "param" (in the parameter's dtype).
     state_dtype: str = "float32"
+    # "paper" (lr lambda e g beside the Adam update) or "preconditioned" (lambda e g added to m_hat
+    # before Adam's division): docs/design.md, *The mathematics*.
+    perturbation: str = "paper"
     # The caller checked every state against its parameter this step (the optimizer's plan does): a
     # fused step then skips its own check of them, the largest part of its host time.
     states_checked: bool = False
@@ -96,10 +99,10 @@ class StepConfig(NamedTuple):
     def replace(self, **changes: object) -> StepConfig:
         return self._replace(**changes)
 
-    def hyperparameters(self) -> tuple[float, float, float, float, float, bool, bool, bool, int]:
+    def hyperparameters(self) -> tuple[float, float, float, float, float, bool, bool, bool, int, bool]:
         """``(beta1, beta2, eps, weight_decay, quantum_weight, maximize, amsgrad,
-        stochastic_rounding, rounding_seed)``, in the order the kernels' entry points (and the custom
-        op) take them after the learning rate."""
+        stochastic_rounding, rounding_seed, preconditioned)``, in the order the kernels' entry points
+        (and the custom op) take them after the learning rate."""
         return (
             self.beta1,
             self.beta2,
@@ -110,6 +113,7 @@ class StepConfig(NamedTuple):
             self.amsgrad,
             self.rounding_seed is not None,
             self.rounding_seed or 0,
+            self.perturbation == "preconditioned",
         )
 
 

@@ -89,6 +89,13 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         p &\leftarrow p - lr\Big(\frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
             + \lambda\, e\, g\Big)
 
+    (``perturbation="paper"``, the paper's rule), or with ``perturbation="preconditioned"`` the last
+    line replaced by
+
+    .. math::
+
+        p \leftarrow p - lr\,\frac{m/(1-\beta_1^t) + \lambda\, e\, g}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+
     where ``e`` holds, for each element, the expectation its circuit yields: a circuit on ``n``
     qubits reads the ``theta`` (and ``g``) of ``n`` coordinates of a group and returns one
     expectation per coordinate. ``coverage="paper"``: the only group of a tensor is its first ``n``
@@ -144,6 +151,12 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             counter-based hash of the seed, the parameter's index in this optimizer, the step number
             and the element's index, so a resumed run rounds as the uninterrupted one. Other dtypes
             are written exactly as without it.
+        perturbation: where the circuit term enters: ``"paper"`` (the default), ``lr * lambda * e *
+            g`` beside the Adam update, as the paper writes it, which is unnormalised (its size
+            follows ``|g|``, tiny against Adam's normalised step); ``"preconditioned"``, ``lambda * e
+            * g`` added to the bias-corrected first moment before Adam's division, so that the term
+            moves ``p`` in the same units as ``m_hat`` does (``lambda = 1`` weighs it like the
+            gradient's running mean). With ``quantum_weight=0`` both are AdamW exactly.
 
     A param group holds AdamW's keys and those of ``quantum_weight``, ``circuit``, ``coverage`` and
     ``backend`` that were given for it; the others follow ``defaults`` (so that a group of AdamW's
@@ -183,6 +196,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
         backend: str | QiskitTarget = "auto",
         state_dtype: torch.dtype | str = torch.float32,
         stochastic_rounding: bool | int = False,
+        perturbation: str = "paper",
     ) -> None:
         defaults = {
             "lr": lr,
@@ -202,6 +216,7 @@ class SuperpositionalAdamW(torch.optim.Optimizer):
             "backend": backend,
             "state_dtype": state_dtype,
             "stochastic_rounding": stochastic_rounding,
+            "perturbation": perturbation,
         }
         check_group(defaults, constructor=True)
         # As torch.optim.AdamW: a tensor beta of any shape is kept as a 0-dim tensor.

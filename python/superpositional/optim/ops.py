@@ -65,6 +65,7 @@ def fused_step(
     amsgrad: bool,
     stochastic_rounding: bool,
     rounding_seed: int,
+    preconditioned: bool,
     circuit: str,
     coverage: str,
 ) -> None:
@@ -85,6 +86,7 @@ def fused_step(
             coverage=coverage,
             amsgrad=amsgrad,
             rounding_seed=rounding_seed if stochastic_rounding else None,
+            perturbation="preconditioned" if preconditioned else "paper",
         ),
     )
 

@@ -31,6 +31,7 @@ __all__ = [
     "ADAMW_DEFAULTS",
     "OWN_OPTIONS",
     "PARAM_DTYPES",
+    "PERTURBATIONS",
     "STATE_DTYPES",
     "STEP_BACKENDS",
     "check_group",
@@ -60,7 +61,20 @@ ADAMW_DEFAULTS: dict[str, Any] = {
 }
 
 # This optimizer's own options, which AdamW's groups do not have.
-OWN_OPTIONS = ("quantum_weight", "circuit", "coverage", "backend", "state_dtype", "stochastic_rounding")
+OWN_OPTIONS = (
+    "quantum_weight",
+    "circuit",
+    "coverage",
+    "backend",
+    "state_dtype",
+    "stochastic_rounding",
+    "perturbation",
+)
+
+# perturbation: where the circuit term enters the update (docs/design.md, *The mathematics*):
+# "paper", lr * lambda * e * g beside the Adam update, as the paper writes it; "preconditioned",
+# lambda * e * g added to the bias-corrected first moment before Adam's division.
+PERTURBATIONS = ("paper", "preconditioned")
 
 # state_dtype: "float32" (torch.float32 is accepted for it) keeps the states of 16-bit parameters in
 # float32; "param" keeps every state in its parameter's dtype, as torch.optim.AdamW does.
@@ -101,6 +115,7 @@ def config_of(options: Mapping[str, Any]) -> StepConfig:
         amsgrad=bool(options["amsgrad"]),
         rounding_seed=rounding_seed(options["stochastic_rounding"]),
         state_dtype=state_dtype_name(options["state_dtype"]),
+        perturbation=options["perturbation"],
     )
 
 
@@ -115,6 +130,11 @@ def check_group(options: Mapping[str, Any], *, constructor: bool = False) -> Non
         raise TypeError(f"circuit must be a superpositional.Circuit, got {type(options['circuit']).__name__}")
     if not isinstance(options["coverage"], str) or options["coverage"] not in COVERAGES:
         raise ValueError(f"coverage must be 'paper' or 'all', got {options['coverage']!r}")
+    if not isinstance(options["perturbation"], str) or options["perturbation"] not in PERTURBATIONS:
+        raise ValueError(
+            "perturbation must be 'paper' (lr * lambda * e * g beside the Adam update) or 'preconditioned' "
+            f"(lambda * e * g added to m_hat before Adam's division), got {options['perturbation']!r}"
+        )
     backend = options["backend"]
     if not isinstance(backend, QiskitTarget) and (
         not isinstance(backend, str) or backend not in STEP_BACKENDS

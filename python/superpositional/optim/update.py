@@ -6,6 +6,9 @@ r"""The update rule in PyTorch: the one place in Python where it is written.
     p &\leftarrow p\,(1 - lr\cdot wd)\\
     m &\leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad v \leftarrow \beta_2 v + (1-\beta_2)\, g^2\\
     p &\leftarrow p - lr\Big(\frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda\, e\, g\Big)
+    \quad\text{(perturbation "paper")}\\
+    p &\leftarrow p - lr\,\frac{m/(1-\beta_1^t) + \lambda\, e\, g}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+    \quad\text{(perturbation "preconditioned")}
 
 with AMSGrad (``amsgrad=True``, as torch) ``v_max = max(v_max, v)`` taking ``v``'s place under the root
 (docs/design.md, *The mathematics*). :func:`adamw_update` applies it to any set of coordinates in
@@ -68,8 +71,13 @@ def adamw_update(
         torch.maximum(v_max, v, out=v_max)
         v = v_max
     denom = (v.sqrt() / bias_correction2_sqrt).add_(config.eps)
+    term = e is not None and config.quantum_weight != 0
+    if term and config.perturbation == "preconditioned":
+        # m_hat + lambda e g under Adam's division: m + lambda (1 - beta1^t) e g in m's place.
+        moment = m + (e * g) * (config.quantum_weight * bias_correction1)
+        return updated.addcdiv_(moment, denom, value=-lr / bias_correction1)
     updated.addcdiv_(m, denom, value=-lr / bias_correction1)
-    if e is not None and config.quantum_weight != 0:
+    if term:
         updated.add_(e * g, alpha=-lr * config.quantum_weight)
     return updated
 
