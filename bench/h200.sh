@@ -4,7 +4,7 @@
 # bash bench/h200.sh build-test  /  bash bench/h200.sh bench  /  bash bench/h200.sh sanitize [PYTEST_K]
 # / bash bench/h200.sh profile [DTYPE]  (Nsight Compute on the step kernels)
 # The paper's experiments on the GPU (each stage fits one 10-minute device call):
-# bash bench/h200.sh demo  /  bash bench/h200.sh finetune MODEL SEED...
+# bash bench/h200.sh demo  /  [ARMS="..."] [LR=...] bash bench/h200.sh finetune MODEL SEED...
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
 # .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
 # .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
@@ -88,8 +88,12 @@ case "$1" in
     model=$2
     shift 2
     for seed in "$@"; do
-      python3 -m superpositional finetune --model "$model" --device cuda --seed "$seed" \
-        --arms adamw sgd-0.1 sgd-0.5 sgd-all-0.5 --out "$OUT/finetune-$model-$seed" 2>&1 | grep -v "step/s]$"
+      # ARMS (space-separated, e.g. ablation cells lambda=10,coverage=all,perturbation=preconditioned)
+      # and LR override the arms and the learning rate.
+      # shellcheck disable=SC2086
+      python3 -m superpositional finetune --model "$model" --device cuda --seed "$seed" ${LR:+--lr "$LR"} \
+        --arms ${ARMS:-adamw sgd-0.1 sgd-0.5 sgd-all-0.5} --out "$OUT/finetune-$model-$seed${LR:+-lr$LR}" 2>&1 \
+        | grep -v "step/s]$"
     done
     ;;
 esac

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from superpositional.apps import finetune
 from superpositional.apps.cli import main as cli
@@ -65,6 +66,7 @@ def test_tiny_run_writes_the_table_and_results(tmp_path, capsys):
             "--arms",
             "adamw",
             "sgd-0.5",
+            "lambda=2,coverage=all,perturbation=preconditioned",
             "--out",
             str(tmp_path),
         ]
@@ -72,14 +74,44 @@ def test_tiny_run_writes_the_table_and_results(tmp_path, capsys):
     assert status == 0
     assert "mean train loss" in capsys.readouterr().out
     result = json.loads((tmp_path / "finetune.json").read_text())
-    assert set(result["results"]) == {"adamw", "sgd-0.5"}
+    assert set(result["results"]) == {"adamw", "sgd-0.5", "lambda=2,coverage=all,perturbation=preconditioned"}
     for run in result["results"].values():
         assert len(run["losses"]) == 40 and run["eval_loss"] > 0
-    # Same initial weights and data order: the first step's loss is identical for both arms.
+    # Same initial weights and data order: the first step's loss is identical for every arm.
     first = [run["losses"][0] for run in result["results"].values()]
-    assert first[0] == pytest.approx(first[1], rel=1e-6)
+    assert first[1] == pytest.approx(first[0], rel=1e-6) and first[2] == pytest.approx(first[0], rel=1e-6)
 
 
 def test_unknown_arm_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown arms"):
         cli(["finetune", "--arms", "sgd-9", "--out", str(tmp_path)])
+
+
+def test_a_grid_cell_is_an_arm_with_its_options():
+    make = finetune.optimizer_factory("lambda=10,coverage=all,perturbation=preconditioned")
+    optimizer = make([torch.nn.Parameter(torch.zeros(3))], 3e-4)
+    options = optimizer.group_options(0)
+    assert options["quantum_weight"] == 10.0 and options["lr"] == 3e-4 and options["weight_decay"] == 0.01
+    assert (options["coverage"], options["perturbation"]) == ("all", "preconditioned")
+    default = finetune.optimizer_factory("lambda=0.5")([torch.nn.Parameter(torch.zeros(3))], 1e-3)
+    assert (default.group_options(0)["coverage"], default.group_options(0)["perturbation"]) == (
+        "paper",
+        "paper",
+    )
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        "lambda=x",
+        "lambda=1,coverage=most",
+        "lambda=1,perturbation=pre",
+        "lambda=1,flavour=a",
+        "lambda=",
+        "sgd-9",
+    ],
+)
+def test_bad_arms_are_refused_before_training(arm, tmp_path):
+    with pytest.raises(SystemExit, match="unknown arms"):
+        cli(["finetune", "--arms", "adamw", arm, "--out", str(tmp_path)])
+    assert not (tmp_path / "finetune.json").exists()

@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         "--data", type=Path, default=None, help="GSM8K-format JSONL (default: generated problems)"
     )
     finetune.add_argument(
-        "--arms", nargs="+", default=["adamw", "sgd-0.1", "sgd-0.5"], help="optimizers to compare"
+        "--arms",
+        nargs="+",
+        default=["adamw", "sgd-0.1", "sgd-0.5"],
+        help="optimizers to compare: adamw, sgd-0.1, sgd-0.5, sgd-all-0.5, or an ablation grid cell "
+        "lambda=L,coverage=paper|all,perturbation=paper|preconditioned (default: adamw sgd-0.1 sgd-0.5)",
     )
     finetune.add_argument(
         "--examples", type=int, default=2000, help="training problems, one epoch (default 2000)"

@@ -7,7 +7,9 @@ the same initial weights and data order:
 - ``adamw``: ``torch.optim.AdamW`` (weight decay 0.01);
 - ``sgd-0.1``, ``sgd-0.5``: ``SuperpositionalAdamW`` with lambda 0.1 / 0.5 (``coverage="paper"``,
   ``circuits.paper(4)``: the paper's Eq. 1-2);
-- ``sgd-all-0.5`` (on request): our extension, ``coverage="all"`` with ``circuits.entangled(4)``.
+- ``sgd-all-0.5`` (on request): our extension, ``coverage="all"`` with ``circuits.entangled(4)``;
+- any cell of the ablation's grid (:mod:`.ablation`), named ``lambda=L,coverage=C,perturbation=P``
+  (``coverage`` and ``perturbation`` default to ``paper``): ``circuits.paper(4)`` with those options.
 
 Table III's settings: one epoch, batch 1, lr 2e-5, weight decay 0.01, 500 warm-up steps then linear
 decay, gradient clipping at 1.0, bf16 autocast on GPUs. The loss is the causal-LM loss on the answer
@@ -63,6 +65,43 @@ ARMS: dict[str, Callable[[list[torch.nn.Parameter], float], torch.optim.Optimize
         p, lr=lr, weight_decay=0.01, quantum_weight=0.5, circuit=circuits.entangled(4), coverage="all"
     ),
 }
+
+GRID_ARM_KEYS = ("lambda", "coverage", "perturbation")
+
+
+def optimizer_factory(arm: str) -> Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]:
+    """The optimizer of a named arm (:data:`ARMS`) or of a grid cell ``lambda=L,coverage=C,
+    perturbation=P`` (weight decay 0.01, ``circuits.paper(4)``, as the ablation's grid); raises
+    ``ValueError`` naming what is wrong."""
+    if arm in ARMS:
+        return ARMS[arm]
+    if not arm.startswith("lambda="):
+        raise ValueError(f"unknown arm {arm!r}")
+    options = {"coverage": "paper", "perturbation": "paper"}
+    for item in arm.split(","):
+        key, _, value = item.partition("=")
+        if key not in GRID_ARM_KEYS or not value:
+            raise ValueError(f"arm {arm!r}: expected lambda=L,coverage=C,perturbation=P, got {item!r}")
+        options[key] = value
+    try:
+        quantum_weight = float(options.pop("lambda"))
+    except ValueError:
+        raise ValueError(f"arm {arm!r}: lambda must be a number") from None
+
+    def make(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        return SuperpositionalAdamW(
+            params,
+            lr=lr,
+            weight_decay=0.01,
+            quantum_weight=quantum_weight,
+            circuit=circuits.paper(4),
+            **options,
+        )
+
+    # Built once here, so that a bad coverage or perturbation is refused before any training.
+    make([torch.nn.Parameter(torch.zeros(1))], 1e-3)
+    return make
+
 
 _NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar"]
 _ITEMS = ["apples", "marbles", "books", "stickers", "coins", "cookies", "pencils", "shells"]
@@ -240,7 +279,7 @@ def train_arm(
     progress: tqdm,
 ) -> dict[str, Any]:
     """One epoch at batch size 1 with Table III's schedule; returns the per-step losses and timing."""
-    optimizer = ARMS[arm](list(model.parameters()), lr)
+    optimizer = optimizer_factory(arm)(list(model.parameters()), lr)
     steps = len(train)
     warmup = min(warmup, max(steps // 4, 1))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -288,9 +327,12 @@ def main(
         raise SystemExit(
             "finetune needs Hugging Face transformers: pip install 'superpositional[finetune]'"
         ) from None
-    unknown = set(arms) - set(ARMS)
-    if unknown:
-        raise SystemExit(f"finetune: unknown arms {sorted(unknown)}; choose from {list(ARMS)}")
+    for arm in arms:
+        try:
+            optimizer_factory(arm)
+        except ValueError as error:
+            choices = f"{list(ARMS)} or lambda=L,coverage=C,perturbation=P"
+            raise SystemExit(f"finetune: unknown arms: {error}; choose from {choices}") from None
     records = load_jsonl(data) if data is not None else generate_problems(examples + eval_examples, seed=1234)
     if data is not None and len(records) <= eval_examples:
         raise SystemExit(f"finetune: {data} has {len(records)} records, fewer than --eval-examples + 1")
