@@ -111,3 +111,75 @@ def test_fallback_without_the_extension_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert backends.resolve("torch", torch.device("cpu")).name == "torch"
+
+
+def _backend_param(name):
+    needs = {"cpu": "cpu", "cuda": "cuda"}.get(name)
+    return pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            needs is not None and needs not in sp.available_backends(), reason="not built"
+        ),
+    )
+
+
+@pytest.mark.parametrize("backend", [_backend_param("cpu"), _backend_param("cuda"), "torch", "aer"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_out_receives_the_expectations_and_is_returned(backend, dtype, rng, request):
+    if backend == "aer":
+        request.getfixturevalue("aer")
+    device = "cuda" if backend == "cuda" else "cpu"
+    circuit = sp.circuits.entangled(4)
+    theta = torch.from_numpy(rng.uniform(-1, 1, size=(2, 3, 4))).to(device, dtype)
+    grads = torch.from_numpy(rng.normal(size=(2, 3, 4))).to(device, dtype)
+    # The same program as without out=: bit for bit (with return_state the kernels run the full
+    # statevector program, which rounds differently from the product form, so each is compared
+    # with its own kind of call).
+    expected = sp.simulate(circuit, theta, grads, backend=backend)
+    out = torch.full((2, 3, 4), float("nan"), dtype=dtype, device=device)
+    got = sp.simulate(circuit, theta, grads, backend=backend, out=out)
+    assert got is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    expected, expected_state = sp.simulate(circuit, theta, grads, backend=backend, return_state=True)
+    out.fill_(float("nan"))
+    got, state = sp.simulate(circuit, theta, grads, backend=backend, return_state=True, out=out)
+    assert got is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(state, expected_state, rtol=0, atol=0)
+
+
+def test_out_is_written_in_place_by_the_kernel(ext, rng):
+    theta = torch.from_numpy(rng.uniform(-1, 1, size=(64, 4)))
+    out = torch.empty(64, 4, dtype=torch.float64)
+    address = out.data_ptr()
+    sp.simulate(sp.circuits.paper(4), theta, out=out)
+    assert out.data_ptr() == address
+    torch.testing.assert_close(out, torch.sin(math.pi * theta), atol=1e-13, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("make_out", "error", "message"),
+    [
+        (lambda: torch.zeros(5, 3), ValueError, r"out must be a \[5, 4\] torch.float32"),
+        (lambda: torch.zeros(5, 4, dtype=torch.float64), ValueError, "out must be a"),
+        (lambda: torch.zeros(4, 5).t(), ValueError, "out must be contiguous"),
+        (lambda: np.zeros((5, 4), dtype=np.float32), TypeError, "out must be a torch.Tensor"),
+    ],
+)
+def test_a_bad_out_is_refused_and_nothing_is_written(make_out, error, message, rng):
+    theta = torch.from_numpy(rng.uniform(-1, 1, size=(5, 4))).float()
+    out = make_out()
+    before = out.copy() if isinstance(out, np.ndarray) else out.clone()
+    with pytest.raises(error, match=message):
+        sp.simulate(sp.circuits.paper(4), theta, out=out)
+    assert (out == before).all()
+
+
+def test_out_refuses_autograd_and_numpy_inputs(rng):
+    theta = torch.from_numpy(rng.uniform(-1, 1, size=(5, 4))).requires_grad_()
+    with pytest.raises(RuntimeError, match="out= does not support automatic differentiation"):
+        sp.simulate(sp.circuits.paper(4), theta, out=torch.zeros(5, 4, dtype=torch.float64))
+    with torch.no_grad():  # no graph, so out= is fine
+        sp.simulate(sp.circuits.paper(4), theta, out=torch.zeros(5, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="numpy inputs return a new array"):
+        sp.simulate(sp.circuits.paper(4), theta.detach().numpy(), out=torch.zeros(5, 4, dtype=torch.float64))

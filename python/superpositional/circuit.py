@@ -104,6 +104,7 @@ class Circuit:
         self._observables: tuple[str, ...] = ("Z",) * n
         self._frozen = False
         self._programs: dict[bool, Any] = {}
+        self._reads: tuple[bool, bool] | None = None  # (params, grads), kept once frozen
 
     # -- building -------------------------------------------------------------
 
@@ -190,11 +191,22 @@ class Circuit:
 
     @property
     def uses_params(self) -> bool:
-        return any(isinstance(g.angle, Input) and g.angle.source == "param" for g in self._gates)
+        return self._inputs_read()[0]
 
     @property
     def uses_grads(self) -> bool:
-        return any(isinstance(g.angle, Input) and g.angle.source == "grad" for g in self._gates)
+        return self._inputs_read()[1]
+
+    def _inputs_read(self) -> tuple[bool, bool]:
+        """Whether any gate reads ``sp.param`` / ``sp.grad``; kept once the circuit is frozen, since
+        every simulate call asks (a walk over the gates was a tenth of a small call's host time)."""
+        if self._reads is not None:
+            return self._reads
+        sources = {g.angle.source for g in self._gates if isinstance(g.angle, Input)}
+        reads = ("param" in sources, "grad" in sources)
+        if self._frozen:
+            self._reads = reads
+        return reads
 
     def __len__(self) -> int:
         return len(self._gates)

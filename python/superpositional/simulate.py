@@ -6,6 +6,7 @@ the backends as ``[batch, n]`` rows in the compute dtype.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ def simulate(
     grads: Array | None = None,
     backend: str | QiskitTarget = "auto",
     return_state: bool = False,
+    out: torch.Tensor | None = None,
 ) -> Array | tuple[Array, Array]:
     r"""Simulate ``circuit`` once per input row and return its expectations.
 
@@ -47,6 +49,9 @@ def simulate(
             a failed, cancelled or timed-out job raises, and so do more rows than its cost guard).
         return_state: also return the statevectors ``[..., 2**n]`` (complex, Qiskit's
             little-endian order: qubit ``k`` is bit ``k`` of the basis index).
+        out: a contiguous tensor of the expectations' shape, dtype and device to write them into
+            (returned in their place). The compiled kernels then allocate nothing for float32 and
+            float64 inputs; like torch's ``out=``, it does not take part in autograd.
 
     Returns:
         Expectations with the inputs' shape and dtype (a numpy array if the inputs
@@ -56,11 +61,13 @@ def simulate(
         differentiable (the kernels' adjoint method, or autograd through the torch reference).
     """
     inputs = _Inputs.of(circuit, params, grads)
+    differentiable = torch.is_grad_enabled() and inputs.requires_grad
+    if out is not None:
+        inputs.check_out(out, differentiable)
     if isinstance(backend, QiskitTarget):
-        return inputs.output(_on_target(circuit, inputs, backend, return_state), None, return_state)
+        return inputs.output(_on_target(circuit, inputs, backend, return_state), None, return_state, out)
     entry = backends.resolve(backend, inputs.device, stacklevel=2)
     circuit.freeze()
-    differentiable = torch.is_grad_enabled() and inputs.requires_grad
     if differentiable and not entry.differentiable:
         raise ValueError(
             f"backend {entry.name!r} does not compute gradients; "
@@ -75,8 +82,10 @@ def simulate(
             with torch.no_grad():
                 _, state = entry.simulate(circuit, rows, return_state=True)
     else:
-        expectations, state = entry.simulate(circuit, rows, return_state=bool(return_state))
-    return inputs.output(expectations, state, return_state)
+        # The backend writes into `out` itself where the compute dtype is the inputs' (no copy).
+        direct = out.view(rows.size, inputs.n) if out is not None and rows.dtype == inputs.dtype else None
+        expectations, state = entry.simulate(circuit, rows, return_state=bool(return_state), out=direct)
+    return inputs.output(expectations, state, return_state, out)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class _Inputs:
     dtype: torch.dtype
     device: torch.device
     as_numpy: bool
+    size: int  # rows: the product of the leading dimensions
 
     @classmethod
     def of(cls, circuit: Circuit, params: Any, grads: Any) -> _Inputs:
@@ -127,11 +137,8 @@ class _Inputs:
         if not first.dtype.is_floating_point:
             raise TypeError(f"{first_name} must be a floating-point tensor, got {first.dtype}")
         as_numpy = isinstance(params, np.ndarray) or isinstance(grads, np.ndarray)
-        return cls(p, g, n, first.shape[:-1], first.dtype, first.device, as_numpy)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.leading, dtype=np.int64)) if self.leading else 1
+        leading = first.shape[:-1]
+        return cls(p, g, n, leading, first.dtype, first.device, as_numpy, math.prod(leading))
 
     @property
     def requires_grad(self) -> bool:
@@ -157,11 +164,36 @@ class _Inputs:
             self.device,
         )
 
+    def check_out(self, out: Any, differentiable: bool) -> None:
+        """Refuse an ``out`` the expectations cannot be written into, before anything runs."""
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+        if self.as_numpy:
+            raise TypeError("out= takes the place of a tensor result: numpy inputs return a new array")
+        shape = (*self.leading, self.n)
+        if out.shape != shape or out.dtype != self.dtype or out.device != self.device:
+            raise ValueError(
+                f"out must be a {list(shape)} {self.dtype} tensor on {self.device}, "
+                f"got {list(out.shape)} {out.dtype} on {out.device}"
+            )
+        if not out.is_contiguous():
+            raise ValueError("out must be contiguous")
+        if differentiable:
+            raise RuntimeError(
+                "simulate(): out= does not support automatic differentiation for inputs that require grad"
+            )
+
     def output(
-        self, expectations: torch.Tensor, state: torch.Tensor | None, return_state: bool
+        self, expectations: torch.Tensor, state: torch.Tensor | None, return_state: bool, out: Any = None
     ) -> Array | tuple[Array, Array]:
-        """Results in the inputs' leading shape, dtype and kind (tensor or numpy array)."""
-        expectations = expectations.reshape(*self.leading, self.n).to(self.device, self.dtype)
+        """Results in the inputs' leading shape, dtype and kind (tensor or numpy array), the
+        expectations in ``out`` when given."""
+        if out is not None:
+            if expectations.data_ptr() != out.data_ptr():
+                out.copy_(expectations.reshape(out.shape))
+            expectations = out
+        else:
+            expectations = expectations.reshape(*self.leading, self.n).to(self.device, self.dtype)
         if state is not None:
             state = state.reshape(*self.leading, 2**self.n)
         if self.as_numpy:

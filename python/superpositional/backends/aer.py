@@ -65,9 +65,10 @@ def estimator() -> Any:
 
 
 def simulate_aer(
-    circuit: Circuit, batch: Batch, *, return_state: bool = False
+    circuit: Circuit, batch: Batch, *, return_state: bool = False, out: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Expectations ``[B, n]`` (and statevectors ``[B, 2**n]``) computed by Qiskit Aer."""
+    """Expectations ``[B, n]`` (and statevectors ``[B, 2**n]``) computed by Qiskit Aer, into ``out``
+    when given."""
     _require()
     qc, observables = circuit.to_qiskit()
     n, size = circuit.n_qubits, batch.size
@@ -83,6 +84,8 @@ def simulate_aer(
     expectations = torch.as_tensor(np.ascontiguousarray(evs), dtype=torch.float64).to(
         batch.device, batch.dtype
     )
+    if out is not None:
+        expectations = out.copy_(expectations)
     state = None
     if return_state:
         state = _statevectors(qc, values, size).to(batch.device, complex_dtype(batch.dtype))

@@ -34,10 +34,12 @@ class Batch(NamedTuple):
 
 class SimulateFn(Protocol):
     """Expectations ``[size, n]`` of ``circuit`` for each row of ``batch``, and the statevectors
-    ``[size, 2**n]`` (Qiskit's little-endian order) when ``return_state``."""
+    ``[size, 2**n]`` (Qiskit's little-endian order) when ``return_state``; the expectations are
+    written into ``out`` (a contiguous ``[size, n]`` tensor of the batch's dtype and device) and
+    returned as it, when given."""
 
     def __call__(
-        self, circuit: Circuit, batch: Batch, *, return_state: bool = False
+        self, circuit: Circuit, batch: Batch, *, return_state: bool = False, out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 

@@ -97,9 +97,9 @@ def _apply_cz(state: torch.Tensor, n: int, a: int, b: int) -> torch.Tensor:
 
 
 def simulate(
-    circuit: Circuit, batch: Batch, *, return_state: bool = False
+    circuit: Circuit, batch: Batch, *, return_state: bool = False, out: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Expectations ``[B, n]`` (and the statevectors ``[B, 2**n]`` when asked)."""
+    """Expectations ``[B, n]`` (and the statevectors ``[B, 2**n]`` when asked), into ``out`` when given."""
     n = circuit.n_qubits
     params, grads, size, dtype, device = batch
     cdtype = complex_dtype(dtype)
@@ -122,4 +122,6 @@ def simulate(
         value = (state.conj() * _apply_1q(state, n, k, pauli)).sum(dim=1).real
         columns.append(-value if observable.startswith("-") else value)
     expectations = torch.stack(columns, dim=1).to(dtype)
+    if out is not None:
+        expectations = out.copy_(expectations)
     return expectations, (state if return_state else None)
