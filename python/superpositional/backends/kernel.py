@@ -134,10 +134,9 @@ def simulate_backward(
     """Gradients of ``sum(weights * e)`` with respect to the batch's params and grads (the adjoint
     method), on the kernel of the batch's device."""
     weights = weights.contiguous()
-    d_params, d_grads = (
-        torch.empty(batch.size, circuit.n_qubits, dtype=batch.dtype, device=batch.device) if wanted else None
-        for wanted in (want_params, want_grads)
-    )
+    shape = (batch.size, circuit.n_qubits)
+    d_params = torch.empty(shape, dtype=batch.dtype, device=batch.device) if want_params else None
+    d_grads = torch.empty(shape, dtype=batch.dtype, device=batch.device) if want_grads else None
     if batch.size == 0 or not (want_params or want_grads):
         return d_params, d_grads
     _launch(
