@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -225,7 +225,6 @@ def run_grid(
     task: TaskConfig,
     device: torch.device,
     progress: tqdm,
-    train: Callable[..., Run] = train_one,
 ) -> dict[tuple[str, int], Run]:
     data = tuple(
         (x.to(device), y.to(device))
@@ -237,7 +236,9 @@ def run_grid(
     runs = {}
     for seed in range(seeds):
         for arm in arms:
-            runs[arm.name, seed] = train(arm.name, seed, epochs, task, device, data, progress, arm.optimizer)
+            runs[arm.name, seed] = train_one(
+                arm.name, seed, epochs, task, device, data, progress, arm.optimizer
+            )
     return runs
 
 
