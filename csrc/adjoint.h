@@ -1,5 +1,6 @@
 // Gradients of a circuit's expectations with respect to its inputs, by the
-// adjoint method, on the same lanes as statevector.h (shared by every backend).
+// adjoint method, on the same lanes as statevector.h (shared by every backend):
+// on the full statevector, or on each qubit's 2-vector for product_only programs.
 //
 // For weights w (the upstream gradient dL/de), the loss L = sum_k w_k <psi|O_k|psi>
 // depends on a rotation R(a) = exp(-i a P / 2) through
@@ -108,6 +109,209 @@ SP_INLINE void undo_gate(const Gate& g, int q, const typename Ops::V* theta, con
   gate_matrix<Ops, N>(g, theta, grad, true, u);
   apply_unitary<Ops, N>(psi, q, u);
   apply_unitary<Ops, N>(lambda, q, u);
+}
+
+// --- product-state programs --------------------------------------------------
+//
+// A product_only program measures e_k = s_k prod_{q in k} f_q(P_kq), with
+// f_q(P) = <a_q|P|a_q> for qubit q's one-qubit state a_q (statevector.h). With the
+// other qubits held fixed, L = sum_k w_k e_k is, as a function of qubit q's
+// gates, <a_q|M_q|a_q> plus a constant, for the one-qubit observable
+//     M_q = sum_P c_qP P,   c_qP = sum_{k: P_kq = P} w_k s_k prod_{q' in k, q' != q} f_q'(P_kq'),
+// (a Pauli string names each qubit once). The sweep above, run on each qubit's
+// 2-vectors with lambda = M_q a_q, then gives every prefix rotation's gradient:
+// O(gates) per circuit, as the forward, where the statevector sweep is O(gates 2^n).
+
+// d_target[index] += value for an index known only at run time (compile-time
+// indices on the GPU keep the gradients in registers).
+template <class Ops, int N>
+SP_INLINE void add_at(typename Ops::V* target, int index, const typename Ops::V& value) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+  for (int k = 0; k < N; ++k)
+    if (k == index) target[k] = target[k] + value;
+#else
+  target[index] = target[index] + value;
+#endif
+}
+
+// Im <lambda| P |psi> on one qubit, for the axis P of a rotation.
+template <class V>
+SP_INLINE V qubit_derivative(int kind, const Complex<V>& l0, const Complex<V>& l1, const Complex<V>& p0,
+                             const Complex<V>& p1) {
+  // Im(conj(l) * x) = l.re * x.im - l.im * x.re for (P psi) = (x0, x1).
+  if (kind == kRX) return (l0.re * p1.im - l0.im * p1.re) + (l1.re * p0.im - l1.im * p0.re);  // (p1, p0)
+  if (kind == kRY) return (l1.re * p0.re + l1.im * p0.im) - (l0.re * p1.re + l0.im * p1.im);  // (-i p1, i p0)
+  return (l0.re * p0.im - l0.im * p0.re) - (l1.re * p1.im - l1.im * p1.re);                   // (p0, -p1)
+}
+
+// The sweep over qubit q's prefix gates, last to first, for psi = (p0, p1) its
+// final state and lambda = (l0, l1) = M_q psi: each parameterised rotation adds
+// its gradient, then is undone on both (not needed before the first gate).
+template <class Ops, int N>
+SP_INLINE void qubit_sweep(const Program& prog, int q, const typename Ops::V* theta, const typename Ops::V* grad,
+                           Complex<typename Ops::V> p0, Complex<typename Ops::V> p1, Complex<typename Ops::V> l0,
+                           Complex<typename Ops::V> l1, typename Ops::V* d_theta, typename Ops::V* d_grad) {
+  using V = typename Ops::V;
+  using S = typename Ops::S;
+  const int first = prog.prefix_begin[q];
+  for (int i = prog.prefix_begin[q + 1] - 1; i >= first; --i) {
+    const Gate& g = prog.gates[i];
+    if (!is_rotation(g.kind)) {
+      if (i > first) {
+        apply_clifford<V, S>(g.kind, p0, p1);
+        apply_clifford<V, S>(g.kind, l0, l1);
+      }
+      continue;
+    }
+    if (g.angle.source != kConst) {
+      const V da = qubit_derivative(g.kind, l0, l1, p0, p1) * static_cast<S>(g.angle.scale);
+      add_at<Ops, N>(g.angle.source == kParam ? d_theta : d_grad, g.angle.index, da);
+    }
+    if (i > first) {
+      V s, c;
+      half_angle<Ops, N>(g, theta, grad, s, c);
+      const V minus_s = -s;
+      rotate(g.kind, minus_s, c, p0, p1);
+      rotate(g.kind, minus_s, c, l0, l1);
+    }
+  }
+}
+
+// The same for a qubit in prog.real_prefix (H, X and RY on real amplitudes). Its
+// <Y> is 0 whatever the angles, so M_q's Y part contributes nothing.
+template <class Ops, int N>
+SP_INLINE void real_qubit_sweep(const Program& prog, int q, const typename Ops::V* theta,
+                                const typename Ops::V* grad, typename Ops::V p0, typename Ops::V p1,
+                                typename Ops::V l0, typename Ops::V l1, typename Ops::V* d_theta,
+                                typename Ops::V* d_grad) {
+  using V = typename Ops::V;
+  using S = typename Ops::S;
+  const int first = prog.prefix_begin[q];
+  for (int i = prog.prefix_begin[q + 1] - 1; i >= first; --i) {
+    const Gate& g = prog.gates[i];
+    if (g.kind == kRY && g.angle.source != kConst) {
+      const V da = (l1 * p0 - l0 * p1) * static_cast<S>(g.angle.scale);  // Im <l| Y |p>, both real
+      add_at<Ops, N>(g.angle.source == kParam ? d_theta : d_grad, g.angle.index, da);
+    }
+    if (i == first) break;
+    if (g.kind == kH) {
+      const S r = static_cast<S>(0.70710678118654752440);
+      const V q0 = (p0 + p1) * r, m0 = (l0 + l1) * r;
+      p1 = (p0 - p1) * r;
+      l1 = (l0 - l1) * r;
+      p0 = q0;
+      l0 = m0;
+    } else if (g.kind == kX) {
+      const V t = p0, u = l0;
+      p0 = p1;
+      l0 = l1;
+      p1 = t;
+      l1 = u;
+    } else {  // RY(-a) = [[c, s], [-s, c]]
+      V s, c;
+      half_angle<Ops, N>(g, theta, grad, s, c);
+      const V q0 = c * p0 + s * p1, m0 = c * l0 + s * l1;
+      p1 = c * p1 - s * p0;
+      l1 = c * l1 - s * l0;
+      p0 = q0;
+      l0 = m0;
+    }
+  }
+}
+
+// d_theta and d_grad of L = sum_k weights_k e_k for a product_only program.
+template <class Ops, int N>
+SP_INLINE void product_gradients(const Program& prog, const typename Ops::V* theta, const typename Ops::V* grad,
+                                 const typename Ops::V* weights, typename Ops::V* d_theta,
+                                 typename Ops::V* d_grad) {
+  using V = typename Ops::V;
+  const V zero = Ops::splat(0);
+  V factor[N][3];  // <X>, <Y>, <Z> of each qubit's final state, where needed
+  V coef[N][3];    // M_q's coefficients
+  Complex<V> a0[N], a1[N];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int q = 0; q < N; ++q) {
+    d_theta[q] = d_grad[q] = zero;
+    coef[q][0] = coef[q][1] = coef[q][2] = zero;
+    const unsigned needed = prog.paulis_needed[q];
+    if (!needed) continue;
+    if (prog.real_prefix >> q & 1u) {
+      V r0, r1;
+      prepare_real_qubit<Ops, N>(prog, q, theta, grad, r0, r1);
+      a0[q] = {r0, zero};
+      a1[q] = {r1, zero};
+      const V x = r0 * r1;
+      factor[q][0] = x + x;
+      factor[q][1] = zero;
+      factor[q][2] = r0 * r0 - r1 * r1;
+      continue;
+    }
+    prepare_qubit<Ops, N>(prog, q, theta, grad, a0[q], a1[q]);
+    if (needed & 1u) factor[q][0] = pauli_expectation(true, false, a0[q], a1[q]);
+    if (needed & 2u) factor[q][1] = pauli_expectation(true, true, a0[q], a1[q]);
+    if (needed & 4u) factor[q][2] = pauli_expectation(false, true, a0[q], a1[q]);
+  }
+#if defined(__CUDA_ARCH__)
+  // Compile-time qubit indices keep factors and coefficients in registers.
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const PauliString& p = prog.observables[k];
+    const V w = p.negative ? -weights[k] : weights[k];
+#pragma unroll
+    for (int q = 0; q < N; ++q) {
+      const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
+      if (!(x || z)) continue;
+      V rest = w;
+#pragma unroll
+      for (int r = 0; r < N; ++r) {
+        const bool xr = p.x_mask >> r & 1u, zr = p.z_mask >> r & 1u;
+        if (r != q && (xr || zr)) rest = rest * (xr && zr ? factor[r][1] : xr ? factor[r][0] : factor[r][2]);
+      }
+      if (x && z) {
+        coef[q][1] = coef[q][1] + rest;
+      } else if (x) {
+        coef[q][0] = coef[q][0] + rest;
+      } else {
+        coef[q][2] = coef[q][2] + rest;
+      }
+    }
+  }
+#else
+  for (int k = 0; k < N; ++k) {
+    const V w = prog.observables[k].negative ? -weights[k] : weights[k];
+    const int n_factors = prog.n_factors[k];
+    for (int f = 0; f < n_factors; ++f) {
+      V rest = w;
+      for (int r = 0; r < n_factors; ++r) {
+        const int code = prog.factors[k][r];
+        if (r != f) rest = rest * factor[code / 3][code % 3];
+      }
+      const int code = prog.factors[k][f];
+      coef[code / 3][code % 3] = coef[code / 3][code % 3] + rest;
+    }
+  }
+#endif
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int q = 0; q < N; ++q) {
+    if (!prog.paulis_needed[q]) continue;
+    const V cx = coef[q][0], cy = coef[q][1], cz = coef[q][2];
+    if (prog.real_prefix >> q & 1u) {
+      const V p0 = a0[q].re, p1 = a1[q].re;
+      real_qubit_sweep<Ops, N>(prog, q, theta, grad, p0, p1, cx * p1 + cz * p0, cx * p0 - cz * p1, d_theta,
+                               d_grad);
+      continue;
+    }
+    // lambda = (cx X + cy Y + cz Z) psi, with X psi = (p1, p0), Y psi = (-i p1, i p0), Z psi = (p0, -p1).
+    const Complex<V> p0 = a0[q], p1 = a1[q];
+    const Complex<V> l0{cx * p1.re + cy * p1.im + cz * p0.re, cx * p1.im - cy * p1.re + cz * p0.im};
+    const Complex<V> l1{cx * p0.re - cy * p0.im - cz * p1.re, cx * p0.im + cy * p0.re - cz * p1.im};
+    qubit_sweep<Ops, N>(prog, q, theta, grad, p0, p1, l0, l1, d_theta, d_grad);
+  }
 }
 
 // d_theta[k] = dL/dtheta_k and d_grad[k] = dL/dg_k for L = sum_k weights_k e_k.

@@ -62,34 +62,16 @@ SP_INLINE typename Ops::V angle_value(const Angle& a, const typename Ops::V* the
   return input * static_cast<S>(a.scale) + offset;
 }
 
-// Applies one gate to the 2-vector (a0, a1) of amplitudes of its qubit.
-template <class Ops, int N>
-SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
-                          Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
-  using V = typename Ops::V;
-  using S = typename Ops::S;
-  if (g.kind == kH) {
-    const S r = static_cast<S>(0.70710678118654752440);
-    const Complex<V> b0{(a0.re + a1.re) * r, (a0.im + a1.im) * r};
-    const Complex<V> b1{(a0.re - a1.re) * r, (a0.im - a1.im) * r};
-    a0 = b0;
-    a1 = b1;
-    return;
-  }
-  if (g.kind == kX) {
-    const Complex<V> t = a0;
-    a0 = a1;
-    a1 = t;
-    return;
-  }
-  V s, c;
-  Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
-  if (g.kind == kRX) {  // [[c, -is], [-is, c]]
+// Applies the rotation of `kind` whose half angle has sine s and cosine c to the
+// 2-vector (a0, a1) of amplitudes of its qubit; (-s, c) applies its inverse.
+template <class V>
+SP_INLINE void rotate(int kind, const V& s, const V& c, Complex<V>& a0, Complex<V>& a1) {
+  if (kind == kRX) {  // [[c, -is], [-is, c]]
     const Complex<V> b0{c * a0.re + s * a1.im, c * a0.im - s * a1.re};
     const Complex<V> b1{s * a0.im + c * a1.re, c * a1.im - s * a0.re};
     a0 = b0;
     a1 = b1;
-  } else if (g.kind == kRY) {  // [[c, -s], [s, c]]
+  } else if (kind == kRY) {  // [[c, -s], [s, c]]
     const Complex<V> b0{c * a0.re - s * a1.re, c * a0.im - s * a1.im};
     const Complex<V> b1{s * a0.re + c * a1.re, s * a0.im + c * a1.im};
     a0 = b0;
@@ -100,6 +82,44 @@ SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typ
     a0 = b0;
     a1 = b1;
   }
+}
+
+// The sine and cosine of half a rotation gate's angle.
+template <class Ops, int N>
+SP_INLINE void half_angle(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
+                          typename Ops::V& s, typename Ops::V& c) {
+  using S = typename Ops::S;
+  Ops::sincos(angle_value<Ops, N>(g.angle, theta, grad) * static_cast<S>(0.5), s, c);
+}
+
+// Applies H or X, which are their own inverses, to (a0, a1).
+template <class V, class S>
+SP_INLINE void apply_clifford(int kind, Complex<V>& a0, Complex<V>& a1) {
+  if (kind == kH) {
+    const S r = static_cast<S>(0.70710678118654752440);
+    const Complex<V> b0{(a0.re + a1.re) * r, (a0.im + a1.im) * r};
+    const Complex<V> b1{(a0.re - a1.re) * r, (a0.im - a1.im) * r};
+    a0 = b0;
+    a1 = b1;
+  } else {  // kX
+    const Complex<V> t = a0;
+    a0 = a1;
+    a1 = t;
+  }
+}
+
+// Applies one gate to the 2-vector (a0, a1) of amplitudes of its qubit.
+template <class Ops, int N>
+SP_INLINE void apply_gate(const Gate& g, const typename Ops::V* theta, const typename Ops::V* grad,
+                          Complex<typename Ops::V>& a0, Complex<typename Ops::V>& a1) {
+  using V = typename Ops::V;
+  if (!is_rotation(g.kind)) {
+    apply_clifford<V, typename Ops::S>(g.kind, a0, a1);
+    return;
+  }
+  V s, c;
+  half_angle<Ops, N>(g, theta, grad, s, c);
+  rotate(g.kind, s, c, a0, a1);
 }
 
 // Qubit q's state before its first two-qubit gate: its folded initial state,

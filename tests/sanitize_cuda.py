@@ -11,14 +11,20 @@ import numpy as np
 import torch
 
 import superpositional as sp
-from superpositional.testing import random_circuit
+from superpositional.testing import random_circuit, random_product_circuit
 
 
 def main() -> int:
     rng = np.random.default_rng(0)
     failures = 0
-    for n in (1, 4, 7):
-        c = random_circuit(n, 20, rng)
+    # A statevector program and a product program (its own simulate and backward kernels) each.
+    for n, make in (
+        (1, random_circuit),
+        (4, random_circuit),
+        (7, random_circuit),
+        (5, random_product_circuit),
+    ):
+        c = make(n, 20, rng)
         for dtype in (torch.float32, torch.float64):
             theta = torch.as_tensor(rng.uniform(-3, 3, size=(37, n)), dtype=dtype)
             expected = sp.simulate(c, theta.clone(), theta.clone(), backend="torch")

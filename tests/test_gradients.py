@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import superpositional as sp
-from superpositional.testing import random_circuit
+from superpositional.testing import random_circuit, random_product_circuit
 
 
 def _inputs(rng, batch, n, dtype=torch.float64):
@@ -43,7 +43,60 @@ def test_adjoint_matches_autograd_through_the_reference(cpu_isa, n, rng):
             torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("preset", ["paper", "entangled"])
+def _product_circuit_with_inputs(rng, n, n_gates):
+    """A random product-state circuit (compiled without an entangling step) that reads an input."""
+    while True:
+        c = random_product_circuit(n, n_gates, rng)
+        if c.uses_params or c.uses_grads:
+            assert c.program().product_only
+            return c
+
+
+@pytest.mark.parametrize("n", range(1, 11))
+def test_product_adjoint_matches_autograd_through_the_reference(cpu_isa, n, rng):
+    # Product programs take the per-qubit adjoint of adjoint.h; the reference forms every state.
+    for _ in range(4):
+        c = _product_circuit_with_inputs(rng, n, int(rng.integers(1, 6 * n)))
+        theta, g = _inputs(rng, 9, n)
+        weights = torch.tensor(rng.normal(size=(9, n)))
+        kernel = _gradients(c, theta, g, weights, "cpu")
+        reference = _gradients(c, theta, g, weights, "torch")
+        for got, expected in zip(kernel, reference):
+            torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+
+
+def test_random_product_circuits_cover_the_product_adjoints_cases(rng):
+    # The test above is only as good as its draws: they must reach real and complex qubits,
+    # strings over several qubits and Y factors, which the per-qubit sweep treats separately.
+    real = complex_ = multi = has_y = 0
+    for _ in range(40):
+        program = _product_circuit_with_inputs(rng, 4, 12).program()
+        real += len(program.real_prefix_qubits)
+        complex_ += 4 - len(program.real_prefix_qubits)
+        for x_mask, z_mask, _ in program.observables:
+            multi += bin(x_mask | z_mask).count("1") > 1
+            has_y += (x_mask & z_mask) != 0
+    assert min(real, complex_, multi, has_y) > 0, (real, complex_, multi, has_y)
+
+
+@pytest.mark.parametrize("preset", ["paper", "entangled", "attention"])
+def test_presets_take_the_product_adjoint(preset):
+    assert getattr(sp.circuits, preset)(4).program().product_only
+
+
+def test_product_adjoint_in_float32_within_1e_4(rng):
+    c = _product_circuit_with_inputs(rng, 6, 30)
+    theta64, g64 = _inputs(rng, 33, 6)
+    theta32 = theta64.detach().float().requires_grad_()
+    g32 = g64.detach().float().requires_grad_()
+    weights = torch.tensor(rng.normal(size=(33, 6)))
+    expected = _gradients(c, theta64, g64, weights, "torch")
+    got = _gradients(c, theta32, g32, weights.float(), "cpu")
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("preset", ["paper", "entangled", "attention"])
 def test_presets_against_finite_differences(preset, rng):
     c = getattr(sp.circuits, preset)(4)
     theta, g = _inputs(rng, 5, 4)

@@ -1,6 +1,7 @@
 // Gradients of batched simulation on the GPU: one circuit per thread runs the
-// adjoint sweep of adjoint.h (the CPU backward's gate math) on scalars, its two
-// statevectors in the thread's local memory.
+// adjoint sweep of adjoint.h (the CPU backward's gate math) on scalars: on each
+// qubit's 2-vectors in registers for product programs, else on two statevectors
+// in the thread's local memory.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -14,7 +15,9 @@
 namespace sp::cuda {
 namespace {
 
-template <class T, int N>
+// kProduct: a product_only program (known on the host); the kernel then carries
+// no statevector, only each qubit's 2-vectors, in registers.
+template <class T, int N, bool kProduct>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const Program* __restrict__ program,
                                                             const T* __restrict__ params,
                                                             const T* __restrict__ grads, Strides strides,
@@ -33,8 +36,12 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Program* __res
     if (prog.uses_params) load_row<T, N>(params, b, strides.params, vector_params, theta);
     if (prog.uses_grads) load_row<T, N>(grads, b, strides.grads, vector_grads, grad);
     load_row<T, N>(weights, b, weight_stride, vector_io, w);
-    State<Ops, N> psi, lambda;
-    adjoint_gradients<Ops, N>(prog, theta, grad, w, psi, lambda, d_theta, d_grad);
+    if constexpr (kProduct) {
+      product_gradients<Ops, N>(prog, theta, grad, w, d_theta, d_grad);
+    } else {
+      State<Ops, N> psi, lambda;
+      adjoint_gradients<Ops, N>(prog, theta, grad, w, psi, lambda, d_theta, d_grad);
+    }
     if (d_params != nullptr) store_row<T, N>(d_params, b, vector_io, d_theta);
     if (d_grads != nullptr) store_row<T, N>(d_grads, b, vector_io, d_grad);
   }
@@ -45,7 +52,8 @@ void launch(const BackwardParams& p) {
   // The weights and both outputs are contiguous [batch, N]: one vector decision covers them.
   const bool vector_io = aligned16(p.weights) && (p.d_params == nullptr || aligned16(p.d_params)) &&
                          (p.d_grads == nullptr || aligned16(p.d_grads));
-  launch_batch<T, N>(backward_kernel<T, N>, p, "backward kernel launch", static_cast<const T*>(p.weights), vector_io,
+  auto kernel = p.program->product_only ? backward_kernel<T, N, true> : backward_kernel<T, N, false>;
+  launch_batch<T, N>(kernel, p, "backward kernel launch", static_cast<const T*>(p.weights), vector_io,
                      static_cast<T*>(p.d_params), static_cast<T*>(p.d_grads));
 }
 
