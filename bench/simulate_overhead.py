@@ -2,9 +2,11 @@
 own work is a microsecond or less and the Python around it is the cost.
 
 Median wall time of many calls (with a CUDA synchronisation per call on the GPU, so there it
-includes the launch and the device round trip), for ``entangled(4)``; forward alone, forward into
-a preallocated ``out=``, and forward + backward through the adjoint kernels. Issue 17's target is
-20 us per call.
+includes the launch and the device round trip), for ``entangled(4)``: forward alone, forward into
+a preallocated ``out=``, forward with inputs that require grad (the graph recorded), the backward
+alone (``backward(w, retain_graph=True)`` on one recorded graph, so that each call is one adjoint
+pass), forward + backward, and for scale torch's own backward of ``x * 2`` (autograd's fixed cost
+per backward call) measured the same way. Issue 17's target is 20 us per call.
 
     OMP_NUM_THREADS=1 python3 bench/simulate_overhead.py [--device cuda] [--out results/]
 """
@@ -50,15 +52,21 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     circuit = sp.circuits.entangled(4)
     rows = []
-    print(f"{'batch':>6s} {'forward':>10s} {'into out=':>10s} {'fwd+bwd':>10s}   (us per call, median)")
+    columns = ("forward", "into out=", "fwd graph", "backward", "fwd+bwd", "torch x*2 bwd")
+    print(f"{'batch':>6s} " + " ".join(f"{c:>13s}" for c in columns) + "   (us per call, median)")
     for batch in BATCHES:
         theta = torch.rand(batch, 4, device=device)
         grads = torch.rand(batch, 4, device=device)
         leaf = theta.clone().requires_grad_()
         out = torch.empty(batch, 4, device=device)
 
-        def backward(leaf=leaf, grads=grads) -> None:
-            sp.simulate(circuit, leaf, grads).sum().backward()
+        weights = torch.randn(batch, 4, device=device)
+        recorded = sp.simulate(circuit, leaf, grads)
+        doubled = torch.rand(batch, 4, device=device).requires_grad_() * 2
+
+        def forward_backward(leaf=leaf, grads=grads, weights=weights) -> None:
+            leaf.grad = None
+            sp.simulate(circuit, leaf, grads).backward(weights)
 
         row = {
             "batch": batch,
@@ -68,12 +76,18 @@ def main() -> None:
             "out_us": median_us(
                 lambda theta=theta, grads=grads, out=out: sp.simulate(circuit, theta, grads, out=out), sync
             ),
-            "forward_backward_us": median_us(backward, sync),
+            "forward_graph_us": median_us(
+                lambda leaf=leaf, grads=grads: sp.simulate(circuit, leaf, grads), sync
+            ),
+            "backward_us": median_us(lambda e=recorded, w=weights: e.backward(w, retain_graph=True), sync),
+            "forward_backward_us": median_us(forward_backward, sync),
+            "torch_backward_us": median_us(
+                lambda d=doubled, w=weights: d.backward(w, retain_graph=True), sync
+            ),
         }
         rows.append(row)
-        print(
-            f"{batch:6d} {row['forward_us']:10.1f} {row['out_us']:10.1f} {row['forward_backward_us']:10.1f}"
-        )
+        values = [v for k, v in row.items() if k != "batch"]
+        print(f"{batch:6d} " + " ".join(f"{v:13.1f}" for v in values))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"simulate-overhead-{args.device}.json"
     record = {

@@ -163,3 +163,18 @@ def test_no_grad_mode_returns_plain_tensors(rng):
     with torch.no_grad():
         out = sp.simulate(sp.circuits.paper(2), theta)
     assert not out.requires_grad
+
+
+def test_create_graph_gives_first_order_gradients_and_refuses_a_second_order(rng):
+    # The adjoint gradients are not differentiable: with create_graph=True they are still right,
+    # and differentiating them again raises instead of returning a silently wrong zero.
+    c = sp.circuits.attention(3)
+    theta, g = _inputs(rng, 4, 3)
+    weights = torch.tensor(rng.normal(size=(4, 3)), requires_grad=True)
+    (d_theta,) = torch.autograd.grad(
+        sp.simulate(c, theta, g, backend="cpu"), theta, weights, create_graph=True
+    )
+    (expected,) = torch.autograd.grad(sp.simulate(c, theta, g, backend="torch"), theta, weights)
+    torch.testing.assert_close(d_theta.detach(), expected, atol=1e-12, rtol=0)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        d_theta.sum().backward()

@@ -228,23 +228,35 @@ class _AdjointSimulate(torch.autograd.Function):
         first = params if params is not None else grads
         batch = Batch(params, grads, first.shape[0], first.dtype, first.device)
         expectations, _ = backend.simulate(circuit, batch)
-        ctx.circuit, ctx.adjoint = circuit, backend.adjoint
+        ctx.circuit, ctx.adjoint, ctx.batch_info = circuit, backend.adjoint, batch[2:]
         ctx.save_for_backward(params, grads)
         return expectations
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
-        params, grads = ctx.saved_tensors
-        first = params if params is not None else grads
-        d_params, d_grads = ctx.adjoint(
-            ctx.circuit,
-            Batch(params, grads, first.shape[0], first.dtype, first.device),
-            grad_expectations,
-            want_params=params is not None and ctx.needs_input_grad[2],
-            want_grads=grads is not None and ctx.needs_input_grad[3],
-        )
-        return None, None, d_params, d_grads
+        if torch.is_grad_enabled():
+            # create_graph=True: the adjoint gradients are not themselves differentiable, and
+            # @once_differentiable makes a second backward through them raise. Applied only here,
+            # its wrapper costs nothing on the usual path.
+            return _adjoint_once_differentiable(ctx, grad_expectations)
+        return _adjoint_backward(ctx, grad_expectations)
+
+
+def _adjoint_backward(ctx: Any, grad_expectations: torch.Tensor) -> tuple:
+    """The gradients of :class:`_AdjointSimulate`'s inputs, from the backend's adjoint method."""
+    params, grads = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    d_params, d_grads = ctx.adjoint(
+        ctx.circuit,
+        Batch(params, grads, *ctx.batch_info),
+        grad_expectations,
+        want_params=params is not None and needs[2],
+        want_grads=grads is not None and needs[3],
+    )
+    return None, None, d_params, d_grads
+
+
+_adjoint_once_differentiable = torch.autograd.function.once_differentiable(_adjoint_backward)
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor | None:

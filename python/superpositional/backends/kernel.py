@@ -47,28 +47,28 @@ def device_program(circuit: Circuit, device: torch.device, keep_state: bool = Fa
 
 
 @functools.cache
-def _entry_point(name: str) -> Any:
-    return getattr(require_extension(), name)
+def _entry_point(entry: str, device_type: str) -> Any:
+    return getattr(require_extension(), f"{entry}_{device_type}")
 
 
 def _launch(entry: str, circuit: Circuit, device: torch.device, *args: Any, keep_state: bool = False) -> None:
     """Call the extension's ``<entry>_cpu`` or ``<entry>_cuda`` for ``device``: the same arguments,
     with the device copy of the program and the current stream, or the OpenMP thread count."""
-    program = circuit.program(keep_state=keep_state)
+    program = circuit.program(keep_state)
     if device.type == "cuda":
         with torch.cuda.device(device):
             stream = torch.cuda.current_stream(device).cuda_stream
             copy = device_program(circuit, device, keep_state).data_ptr()
-            _entry_point(entry + "_cuda")(program, copy, *args, stream)
+            _entry_point(entry, "cuda")(program, copy, *args, stream)
     else:
-        _entry_point(entry + "_cpu")(program, *args, torch.get_num_threads())
+        _entry_point(entry, "cpu")(program, *args, torch.get_num_threads())
 
 
 def _inputs(batch: Batch) -> tuple:
     """The strided ``[size, n]`` inputs as the extension takes them: pointer and strides of each."""
 
     def pointer(t: torch.Tensor | None) -> tuple[int, tuple[int, int]]:
-        return (0, (0, 0)) if t is None else (t.data_ptr(), (t.stride(0), t.stride(1)))
+        return (0, (0, 0)) if t is None else (t.data_ptr(), t.stride())
 
     return (*pointer(batch.params), *pointer(batch.grads))
 
@@ -134,9 +134,18 @@ def simulate_backward(
     """Gradients of ``sum(weights * e)`` with respect to the batch's params and grads (the adjoint
     method), on the kernel of the batch's device."""
     weights = weights.contiguous()
-    shape = (batch.size, circuit.n_qubits)
-    d_params = torch.empty(shape, dtype=batch.dtype, device=batch.device) if want_params else None
-    d_grads = torch.empty(shape, dtype=batch.dtype, device=batch.device) if want_grads else None
+    if (
+        weights.shape != (batch.size, circuit.n_qubits)
+        or weights.dtype != batch.dtype
+        or weights.device != batch.device
+    ):
+        raise ValueError(
+            f"weights must be a [{batch.size}, {circuit.n_qubits}] {batch.dtype} tensor on {batch.device}"
+        )
+    # empty_like: the outputs share the weights' shape, dtype and device (and it is the cheapest
+    # allocation torch offers, which matters at a few microseconds per call).
+    d_params = torch.empty_like(weights) if want_params else None
+    d_grads = torch.empty_like(weights) if want_grads else None
     if batch.size == 0 or not (want_params or want_grads):
         return d_params, d_grads
     _launch(
