@@ -178,3 +178,24 @@ def test_create_graph_gives_first_order_gradients_and_refuses_a_second_order(rng
     torch.testing.assert_close(d_theta.detach(), expected, atol=1e-12, rtol=0)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         d_theta.sum().backward()
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_product_adjoint_matches_the_statevector_adjoint(n, rng):
+    # The same gradients by the two sweeps of adjoint.h: per qubit on the product program, and on
+    # the full statevector of the program compiled to keep the state.
+    from superpositional.backends import Batch, kernel
+
+    compared = 0
+    while compared < 3:
+        c = _product_circuit_with_inputs(rng, n, 4 * n)
+        if c.program(keep_state=True).product_only:
+            continue  # no entangling tail: both programs are products
+        compared += 1
+        theta, g = (t.detach() for t in _inputs(rng, 11, n))
+        weights = torch.tensor(rng.normal(size=(11, n)))
+        batch = Batch(theta, g, 11, theta.dtype, theta.device)
+        product = kernel.simulate_backward(c, batch, weights, want_params=True, want_grads=True)
+        full = kernel.simulate_backward(c, batch, weights, want_params=True, want_grads=True, keep_state=True)
+        for a, b in zip(product, full):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)

@@ -130,9 +130,13 @@ def simulate_backward(
     *,
     want_params: bool,
     want_grads: bool,
+    keep_state: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of ``sum(weights * e)`` with respect to the batch's params and grads (the adjoint
-    method), on the kernel of the batch's device."""
+    method), on the kernel of the batch's device.
+
+    ``keep_state`` runs the program compiled for the full statevector, so that the statevector
+    sweep runs even where the compiled program is a product (benchmarks compare the two)."""
     weights = weights.contiguous()
     if (
         weights.shape != (batch.size, circuit.n_qubits)
@@ -158,6 +162,7 @@ def simulate_backward(
         d_grads.data_ptr() if d_grads is not None else 0,
         batch.size,
         _dtype(batch.dtype),
+        keep_state=keep_state,
     )
     return d_params, d_grads
 
