@@ -65,7 +65,7 @@ def test_tiny_run_writes_the_table_and_results(tmp_path, capsys):
             "8",
             "--arms",
             "adamw",
-            "sgd-0.5",
+            "sp-adamw-0.5",
             "lambda=2,coverage=all,perturbation=preconditioned",
             "--out",
             str(tmp_path),
@@ -74,7 +74,11 @@ def test_tiny_run_writes_the_table_and_results(tmp_path, capsys):
     assert status == 0
     assert "mean train loss" in capsys.readouterr().out
     result = json.loads((tmp_path / "finetune.json").read_text())
-    assert set(result["results"]) == {"adamw", "sgd-0.5", "lambda=2,coverage=all,perturbation=preconditioned"}
+    assert set(result["results"]) == {
+        "adamw",
+        "sp-adamw-0.5",
+        "lambda=2,coverage=all,perturbation=preconditioned",
+    }
     for run in result["results"].values():
         assert len(run["losses"]) == 40 and run["eval_loss"] > 0
     # Same initial weights and data order: the first step's loss is identical for every arm.

@@ -60,7 +60,7 @@ def test_a_tiny_run_learns():
     # Loss falls well below chance (ln 2) on the demo's task within a few epochs.
     task = demo.TaskConfig(length=8, vocab=6, train=512, test=256)
     data = (demo.make_task(task, task.train, 1, 0.0), demo.make_task(task, task.test, 2, 0.0))
-    run = demo.train_one("sgd-0.5", 0, 6, task, torch.device("cpu"), data)
+    run = demo.train_one("sp-adamw-0.5", 0, 6, task, torch.device("cpu"), data)
     assert run.loss[-1] < 0.5 * math.log(2)
     assert run.accuracy[-1] > 0.85
 
@@ -78,14 +78,14 @@ def test_task_is_balanced_and_markers_are_unique():
 def test_demo_command_writes_table_json_and_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     status = cli(
-        ["demo", "--seeds", "2", "--epochs", "1", "--arms", "adam", "sgd-0.5", "--out", str(tmp_path)]
+        ["demo", "--seeds", "2", "--epochs", "1", "--arms", "adam", "sp-adamw-0.5", "--out", str(tmp_path)]
     )
     assert status == 0
     printed = capsys.readouterr().out
-    assert "final acc %" in printed and "sgd-0.5" in printed
+    assert "final acc %" in printed and "sp-adamw-0.5" in printed
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["seeds"] == 2 and len(result["runs"]) == 4
-    assert set(result["summary"]) == {"adam", "sgd-0.5"}
+    assert set(result["summary"]) == {"adam", "sp-adamw-0.5"}
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
 
 

@@ -1,6 +1,7 @@
 """The command line: ``python -m superpositional {demo,ablation,finetune,validate,bench,info}``.
 
-Building the parser imports no application: each command imports its own when it runs.
+Building the parser imports no application and not torch: each command imports its own when it runs,
+so that ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
+from .arm_names import ALIASES, DEMO_ARMS, FINETUNE_ARMS
 from .benchmarks import arguments as benchmark_arguments
 from .output import busy_note
 
@@ -18,26 +21,50 @@ from .output import busy_note
 HEAVY = ("demo", "ablation", "finetune", "bench")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but never breaking a line inside a hyphenated name (an arm like sp-adamw-all-0.5)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="superpositional", description="Superpositional Gradient Descent for PyTorch"
+        prog="superpositional",
+        description="Superpositional Gradient Descent for PyTorch",
+        formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="{demo,ablation,finetune,validate,bench,info}"
     )
 
-    demo = commands.add_parser("demo", help="the paper's synthetic experiment: Adam vs SuperpositionalAdamW")
+    demo = commands.add_parser(
+        "demo",
+        formatter_class=_HelpFormatter,
+        help="the paper's synthetic experiment: Adam vs SuperpositionalAdamW",
+    )
     demo.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; --full: 5)")
     demo.add_argument("--epochs", type=int, default=None, help="epochs per run (default 12; --full: 20)")
     demo.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     demo.add_argument(
-        "--out", type=Path, default=Path("demo-results"), help="folder for results.json and the plot"
+        "--out",
+        type=Path,
+        default=Path("demo-results"),
+        help="folder for results.json and learning_curves.png (default demo-results)",
     )
-    demo.add_argument("--arms", nargs="+", default=None, help="arms to train (default: all four)")
+    demo.add_argument(
+        "--arms",
+        nargs="+",
+        default=None,
+        metavar="ARM",
+        help=f"arms to train: {', '.join(DEMO_ARMS)} (default: all; sp-adamw-L is SuperpositionalAdamW "
+        f"with lambda L; old names {', '.join(ALIASES)} still work)",
+    )
     demo.add_argument("--full", action="store_true", help="the full budget: 5 seeds, 20 epochs")
 
     ablation = commands.add_parser(
         "ablation",
+        formatter_class=_HelpFormatter,
         help="where the circuit term changes training: lambda x coverage x perturbation on the demo's task",
     )
     ablation.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 5; --quick: 1)")
@@ -54,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     finetune = commands.add_parser(
-        "finetune", help="the paper's LLM fine-tuning: AdamW vs SuperpositionalAdamW"
+        "finetune",
+        formatter_class=_HelpFormatter,
+        help="the paper's LLM fine-tuning: AdamW vs SuperpositionalAdamW",
     )
     finetune.add_argument(
         "--model",
@@ -67,9 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument(
         "--arms",
         nargs="+",
-        default=["adamw", "sgd-0.1", "sgd-0.5"],
-        help="optimizers to compare: adamw, sgd-0.1, sgd-0.5, sgd-all-0.5, or an ablation grid cell "
-        "lambda=L,coverage=paper|all,perturbation=paper|preconditioned (default: adamw sgd-0.1 sgd-0.5)",
+        default=list(FINETUNE_ARMS[:3]),
+        metavar="ARM",
+        help=f"optimizers to compare: {', '.join(FINETUNE_ARMS)}, or an ablation grid cell "
+        "lambda=L,coverage=paper|all,perturbation=paper|preconditioned (default: "
+        f"{' '.join(FINETUNE_ARMS[:3])}; sp-adamw-L is SuperpositionalAdamW with lambda L; old names "
+        f"{', '.join(ALIASES)} still work)",
     )
     finetune.add_argument(
         "--examples", type=int, default=2000, help="training problems, one epoch (default 2000)"
@@ -82,13 +114,26 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="learning rate (default: Table III's 2e-5 for pretrained models, 1e-3 for presets)",
     )
-    finetune.add_argument("--warmup", type=int, default=500, help="warm-up steps (Table III: 500)")
+    finetune.add_argument(
+        "--warmup",
+        type=int,
+        default=500,
+        help="warm-up steps (default 500, Table III's; a run of fewer than 4x as many steps warms up "
+        "over its first quarter)",
+    )
     finetune.add_argument("--max-length", type=int, default=256, help="tokens per example")
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    finetune.add_argument("--out", type=Path, default=Path("finetune-results"), help="folder for the results")
+    finetune.add_argument(
+        "--out",
+        type=Path,
+        default=Path("finetune-results"),
+        help="folder for finetune.json and finetune.png (default finetune-results)",
+    )
 
-    validate = commands.add_parser("validate", help="check every built backend against Qiskit Aer")
+    validate = commands.add_parser(
+        "validate", formatter_class=_HelpFormatter, help="check every built backend against Qiskit Aer"
+    )
     validate.add_argument("--circuits", type=int, default=1000, help="random circuits (default 1000)")
     validate.add_argument("--batch", type=int, default=8, help="input rows per circuit (default 8)")
     validate.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
@@ -97,12 +142,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
 
-    bench = commands.add_parser("bench", help="benchmarks: ratios against peers measured in the same run")
+    bench = commands.add_parser(
+        "bench",
+        formatter_class=_HelpFormatter,
+        help="benchmarks: ratios against peers measured in the same run",
+    )
     bench.add_argument("--kernels", action="store_true", help="batched simulation, circuits per second")
     bench.add_argument("--step", action="store_true", help="optimizer step time against torch's AdamW")
     benchmark_arguments.add_arguments(bench, Path("bench-results"))
 
-    commands.add_parser("info", help="the build, its backends and this machine")
+    commands.add_parser(
+        "info", formatter_class=_HelpFormatter, help="the build, its backends and this machine"
+    )
     return parser
 
 

@@ -10,18 +10,21 @@ epochs (about five) to pass 90% test accuracy (test labels are clean).
 
 Every arm trains the same Quantum Transformer (Table II: embedding 64, 4 heads, feed-forward 128,
 2 layers, dropout 0.1, a 4-qubit circuit in the attention; batch 32, lr 1e-3, betas (0.9, 0.999),
-eps 1e-8, weight decay 0) from the same initialisation per seed:
+eps 1e-8, weight decay 0) from the same initialisation per seed (names: :mod:`.arm_names`):
 
 - ``adam``: ``torch.optim.AdamW`` with weight decay 0 (that is, Adam);
-- ``sgd-0.1``, ``sgd-0.5``: ``SuperpositionalAdamW`` with lambda 0.1 / 0.5, the paper's
+- ``sp-adamw-0.1``, ``sp-adamw-0.5``: ``SuperpositionalAdamW`` with lambda 0.1 / 0.5, the paper's
   ``coverage="paper"`` and ``circuits.paper(4)`` (its Eq. 1-2);
-- ``sgd-all-0.5``: our extension, lambda 0.5 with ``coverage="all"`` and ``circuits.entangled(4)``
+- ``sp-adamw-all-0.5``: our extension, lambda 0.5 with ``coverage="all"`` and ``circuits.entangled(4)``
   (a circuit for every group of 4 parameters).
+
+The arms of a seed train side by side, one epoch each in turn (:func:`train_interleaved`), so that
+their epoch times are paired samples taken under the same conditions; each run keeps its own random
+state, so it learns exactly what it would alone (:func:`train_one`).
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,16 +38,12 @@ from superpositional import circuits
 from superpositional.nn import QuantumTransformer
 from superpositional.optim import SuperpositionalAdamW
 
+from . import demo_report
+from .arm_names import ALIASES, canonical
 from .info import collect
-from .output import format_table, save_plot, write_json
+from .output import save_plot, write_json
 
-# The paper's numbers (arXiv 2511.01918, synthetic classification), for the table.
-PAPER = {
-    "adam": {"final_accuracy": 91.5, "epochs_to_90": 7.4},
-    "sgd-0.5": {"final_accuracy": 93.8, "final_std": 0.7, "epochs_to_90": 4.6},
-    "time_per_epoch_ratio": 1.35,  # SGD vs Adam, about 35% more time per epoch
-    "time_to_90_ratio": 0.84,  # 16% less total time to 90%
-}
+__all__ = ["ARMS", "Run", "TaskConfig", "Training", "make_task", "train_interleaved", "train_one"]
 
 
 @dataclass(frozen=True)
@@ -87,18 +86,99 @@ def make_task(config: TaskConfig, count: int, seed: int, noise: float) -> tuple[
     return torch.as_tensor(tokens), torch.as_tensor(labels)
 
 
+# Named as arm_names.DEMO_ARMS, which the command line's --help lists without importing this module.
 ARMS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
     "adam": lambda p: torch.optim.AdamW(p, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    "sgd-0.1": lambda p: SuperpositionalAdamW(
+    "sp-adamw-0.1": lambda p: SuperpositionalAdamW(
         p, lr=1e-3, weight_decay=0.0, quantum_weight=0.1, circuit=circuits.paper(4), coverage="paper"
     ),
-    "sgd-0.5": lambda p: SuperpositionalAdamW(
+    "sp-adamw-0.5": lambda p: SuperpositionalAdamW(
         p, lr=1e-3, weight_decay=0.0, quantum_weight=0.5, circuit=circuits.paper(4), coverage="paper"
     ),
-    "sgd-all-0.5": lambda p: SuperpositionalAdamW(
+    "sp-adamw-all-0.5": lambda p: SuperpositionalAdamW(
         p, lr=1e-3, weight_decay=0.0, quantum_weight=0.5, circuit=circuits.entangled(4), coverage="all"
     ),
 }
+
+
+def resolve_arms(names: list[str] | None) -> list[str]:
+    """The arms to train, by their current names (old names translated, with a note); every name
+    checked, so that a typo stops the demo before any training."""
+    if not names:
+        return list(ARMS)
+    arms = [canonical(name) for name in names]
+    unknown = sorted({name for name, arm in zip(names, arms) if arm not in ARMS})
+    if unknown:
+        raise SystemExit(
+            f"demo: unknown arms {unknown}; choose from {list(ARMS)} (old names: {sorted(ALIASES)})"
+        )
+    for old in dict.fromkeys(name for name in names if name in ALIASES):
+        print(f"note: arm {old} is now called {ALIASES[old]}")
+    return list(dict.fromkeys(arms))
+
+
+class Training:
+    """One seed of one arm, trained an epoch at a time.
+
+    The model is initialised from ``seed`` and its batches drawn from it, so every arm of a seed
+    sees the same. Dropout draws from torch's global generator, which the other runs of an
+    interleaved schedule also use: each run keeps that generator's state as its own and restores it
+    around its epochs, so that its masks are those it would draw alone.
+    """
+
+    def __init__(
+        self,
+        arm: str,
+        seed: int,
+        task: TaskConfig,
+        device: torch.device,
+        data: tuple,
+        make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+    ) -> None:
+        self.task, self.device, self.data = task, device, data
+        arm = canonical(arm)
+        torch.manual_seed(seed)
+        self.model = QuantumTransformer(task.vocab, 2, task.length).to(device)
+        self.optimizer = (make_optimizer or ARMS[arm])(list(self.model.parameters()))
+        self.order = torch.Generator().manual_seed(seed)
+        self.run = Run(arm, seed)
+        self._random = self._random_state()
+
+    def _random_state(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _restore_random_state(self) -> None:
+        cpu, cuda = self._random
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.device)
+
+    def epoch(self, tick: Callable[[], None] | None = None) -> None:
+        """One timed epoch of training, then the test accuracy; ``tick`` is called after each batch."""
+        (train_x, train_y), (test_x, test_y) = self.data
+        model, optimizer = self.model, self.optimizer
+        self._restore_random_state()
+        model.train()
+        start = time.perf_counter()
+        total = torch.zeros((), device=self.device)  # summed on the device: no synchronisation per batch
+        for batch in torch.randperm(len(train_x), generator=self.order).split(32):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(train_x[batch]), train_y[batch])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(batch)
+            if tick is not None:
+                tick()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.run.epoch_seconds.append(time.perf_counter() - start)
+        self._random = self._random_state()
+        self.run.loss.append(float(total) / len(train_x))
+        model.eval()
+        with torch.no_grad():
+            predictions = torch.cat([model(x).argmax(-1) for x in test_x.split(500)])
+        self.run.accuracy.append(float((predictions == test_y).float().mean()))
 
 
 def train_one(
@@ -111,132 +191,45 @@ def train_one(
     progress: tqdm | None = None,
     make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
 ) -> Run:
-    """One seed of one arm: the model initialised from ``seed``, its batches (and dropout masks)
-    drawn from it too, so that every arm of a seed sees the same; the optimizer is the arm's of
-    :data:`ARMS`, or ``make_optimizer``'s."""
-    (train_x, train_y), (test_x, test_y) = data
-    torch.manual_seed(seed)
-    model = QuantumTransformer(task.vocab, 2, task.length).to(device)
-    optimizer = (make_optimizer or ARMS[arm])(list(model.parameters()))
-    order = torch.Generator().manual_seed(seed)
-    run = Run(arm, seed)
+    """One seed of one arm, alone: the optimizer is the arm's of :data:`ARMS`, or ``make_optimizer``'s."""
+    training = Training(arm, seed, task, device, data, make_optimizer)
     for _ in range(epochs):
-        model.train()
-        start = time.perf_counter()
-        total = torch.zeros((), device=device)  # summed on the device: no synchronisation per batch
-        for batch in torch.randperm(len(train_x), generator=order).split(32):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(train_x[batch]), train_y[batch])
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        run.epoch_seconds.append(time.perf_counter() - start)
-        run.loss.append(float(total) / len(train_x))
-        model.eval()
-        with torch.no_grad():
-            predictions = torch.cat([model(x).argmax(-1) for x in test_x.split(500)])
-        run.accuracy.append(float((predictions == test_y).float().mean()))
+        training.epoch()
         if progress is not None:
-            progress.set_postfix(arm=arm, seed=seed, acc=f"{run.accuracy[-1]:.3f}")
+            progress.set_postfix(arm=arm, seed=seed, acc=f"{training.run.accuracy[-1]:.3f}")
             progress.update()
-    return run
+    return training.run
 
 
-def summarize(runs: list[Run], threshold: float = 0.9) -> dict[str, dict]:
-    summary = {}
-    for arm in ARMS:
-        mine = [r for r in runs if r.arm == arm]
-        if not mine:
-            continue
-        final = [100 * r.accuracy[-1] for r in mine]
-        reached = [r.epochs_to(threshold) for r in mine]
-        seconds = [r.seconds_to(threshold) for r in mine]
-        hits = [e for e in reached if e is not None]
-        summary[arm] = {
-            "seeds": len(mine),
-            "final_accuracy": statistics.mean(final),
-            "final_std": statistics.stdev(final) if len(final) > 1 else 0.0,
-            "best_accuracy": statistics.mean(100 * max(r.accuracy) for r in mine),
-            "reached_90": len(hits),
-            "epochs_to_90": statistics.mean(hits) if hits else None,
-            "seconds_per_epoch": statistics.mean(s for r in mine for s in r.epoch_seconds),
-            "seconds_to_90": statistics.mean(s for s in seconds if s is not None) if hits else None,
-        }
-    return summary
+def train_interleaved(
+    arms: list[str],
+    seed: int,
+    epochs: int,
+    task: TaskConfig,
+    device: torch.device,
+    data: tuple,
+    progress: tqdm | None = None,
+) -> list[Run]:
+    """Every arm of one seed, one epoch each in turn, the order rotated every epoch (so that no arm
+    always follows the same one): each epoch time is paired with its peers' of the same round. The
+    runs learn exactly what :func:`train_one` would."""
+    trainings = [Training(arm, seed, task, device, data) for arm in arms]
+    for epoch in range(epochs):
+        shift = epoch % len(trainings)
+        for training in trainings[shift:] + trainings[:shift]:
+            training.epoch()
+            if progress is not None:
+                progress.set_postfix(arm=training.run.arm, seed=seed, acc=f"{training.run.accuracy[-1]:.3f}")
+                progress.update()
+    return [training.run for training in trainings]
 
 
-def table(summary: dict[str, dict]) -> str:
-    def number(value, fmt):
-        return "-" if value is None else format(value, fmt)
-
-    header = [
-        "arm",
-        "seeds",
-        "final acc % (mean +- std)",
-        "paper",
-        "epochs to 90%",
-        "paper",
-        "s/epoch",
-        "s to 90%",
-    ]
-    rows = []
-    for arm, s in summary.items():
-        paper = PAPER.get(arm, {})
-        paper_final = (
-            f"{paper['final_accuracy']}" + (f" +- {paper['final_std']}" if "final_std" in paper else "")
-            if paper
-            else "-"
-        )
-        reached = f"{number(s['epochs_to_90'], '.1f')} ({s['reached_90']}/{s['seeds']})"
-        rows.append(
-            [
-                arm,
-                str(s["seeds"]),
-                f"{s['final_accuracy']:.1f} +- {s['final_std']:.1f}",
-                paper_final,
-                reached,
-                number(paper.get("epochs_to_90"), ".1f"),
-                f"{s['seconds_per_epoch']:.2f}",
-                number(s["seconds_to_90"], ".1f"),
-            ]
-        )
-    lines = [format_table(header, rows)]
-    if "adam" in summary:
-        for arm in [a for a in summary if a != "adam"]:
-            ratio = summary[arm]["seconds_per_epoch"] / summary["adam"]["seconds_per_epoch"]
-            lines.append(
-                f"{arm}: {ratio:.2f}x Adam's time per epoch (paper, lambda 0.5: "
-                f"{PAPER['time_per_epoch_ratio']:.2f}x)"
-            )
-    return "\n".join(lines)
-
-
-def plot(runs: list[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for arm in ARMS:
-        curves = np.array([r.accuracy for r in runs if r.arm == arm]) * 100
-        if not len(curves):
-            continue
-        epochs = np.arange(1, curves.shape[1] + 1)
-        mean, std = curves.mean(axis=0), curves.std(axis=0)
-        ax.plot(epochs, mean, marker="o", label=f"{arm} ({len(curves)} seeds)")
-        ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
-    ax.axhline(90, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Quantum Transformer on the 'which comes first' task")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def warm_up(arm: str, seed: int, task: TaskConfig, device: torch.device, data: tuple) -> None:
+    """One untimed epoch, so that no timed arm pays for thread pools, allocators and compiled
+    programs; with a progress bar of its own, since on a slow or busy machine it takes a while."""
+    batches = -(-task.train // 32)
+    with tqdm(total=batches, desc="warm-up (untimed)", unit="batch", leave=False) as bar:
+        Training(arm, seed, task, device, data).epoch(bar.update)
 
 
 def main(
@@ -248,10 +241,7 @@ def main(
     task: TaskConfig | None = None,
 ) -> int:
     task = task or TaskConfig()
-    arms = arms or list(ARMS)
-    unknown = set(arms) - set(ARMS)
-    if unknown:
-        raise SystemExit(f"demo: unknown arms {sorted(unknown)}; choose from {list(ARMS)}")
+    arms = resolve_arms(arms)
     target = torch.device(device)
     data = tuple(
         (x.to(target), y.to(target))
@@ -260,15 +250,13 @@ def main(
             make_task(task, task.test, seed=2, noise=0.0),
         )
     )
-    # One untimed epoch first, so that no arm pays for thread pools, allocators and compiled programs.
-    train_one(arms[0], seeds, 1, task, target, data)
+    warm_up(arms[0], seeds, task, target, data)
     runs = []
     with tqdm(total=len(arms) * seeds * epochs, desc="demo", unit="epoch") as progress:
         for seed in range(seeds):
-            for arm in arms:
-                runs.append(train_one(arm, seed, epochs, task, target, data, progress))
-    summary = summarize(runs)
-    print(table(summary))
+            runs += train_interleaved(arms, seed, epochs, task, target, data, progress)
+    summary = demo_report.summarize(runs)
+    print(demo_report.report(summary))
     out.mkdir(parents=True, exist_ok=True)
     result = {
         "task": asdict(task),
@@ -276,10 +264,10 @@ def main(
         "seeds": seeds,
         "device": device,
         "summary": summary,
-        "paper": PAPER,
+        "paper": demo_report.PAPER,
         "runs": [asdict(r) for r in runs],
         "environment": collect(),
     }
     write_json(out / "results.json", result)
-    save_plot(lambda path: plot(runs, path), out / "learning_curves.png", "demo")
+    save_plot(lambda path: demo_report.plot(runs, path), out / "learning_curves.png", "demo")
     return 0

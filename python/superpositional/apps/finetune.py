@@ -5,17 +5,20 @@ GSM8K's JSONL format (``{"question": ..., "answer": "... #### 42"}``), once per 
 the same initial weights and data order:
 
 - ``adamw``: ``torch.optim.AdamW`` (weight decay 0.01);
-- ``sgd-0.1``, ``sgd-0.5``: ``SuperpositionalAdamW`` with lambda 0.1 / 0.5 (``coverage="paper"``,
-  ``circuits.paper(4)``: the paper's Eq. 1-2);
-- ``sgd-all-0.5`` (on request): our extension, ``coverage="all"`` with ``circuits.entangled(4)``;
+- ``sp-adamw-0.1``, ``sp-adamw-0.5``: ``SuperpositionalAdamW`` with lambda 0.1 / 0.5
+  (``coverage="paper"``, ``circuits.paper(4)``: the paper's Eq. 1-2);
+- ``sp-adamw-all-0.5`` (on request): our extension, ``coverage="all"`` with ``circuits.entangled(4)``;
 - any cell of the ablation's grid (:mod:`.ablation`), named ``lambda=L,coverage=C,perturbation=P``
   (``coverage`` and ``perturbation`` default to ``paper``): ``circuits.paper(4)`` with those options.
 
+(The old names ``sgd-0.1``, ``sgd-0.5``, ``sgd-all-0.5`` are still accepted: :mod:`.arm_names`.)
+
 Table III's settings: one epoch, batch 1, lr 2e-5, weight decay 0.01, 500 warm-up steps then linear
-decay, gradient clipping at 1.0, bf16 autocast on GPUs. The loss is the causal-LM loss on the answer
-tokens (the question is context). The paper's Table I reports the mean training loss over the
-epoch; we report it, the held-out loss after the epoch and the held-out exact-match accuracy of the
-final ``#### n``.
+decay, gradient clipping at 1.0, bf16 autocast on GPUs. A run shorter than four times its warm-up
+warms up over its first quarter instead, and says so (:func:`warmup_steps`). The loss is the
+causal-LM loss on the answer tokens (the question is context). The paper's Table I reports the mean
+training loss over the epoch; we report it, the held-out loss after the epoch and the held-out
+exact-match accuracy of the final ``#### n``.
 
 ``--model`` takes a Hugging Face name or local path, or one of the presets (``tiny``, ``small``,
 ``medium``): a Llama-architecture model initialised here with a byte-pair tokenizer trained on the
@@ -26,7 +29,6 @@ arithmetic word problems is generated (``generate_problems``).
 from __future__ import annotations
 
 import json
-import math
 import random
 import statistics
 import time
@@ -40,11 +42,10 @@ from tqdm import tqdm
 from superpositional import circuits
 from superpositional.optim import SuperpositionalAdamW
 
+from . import finetune_report
+from .arm_names import ALIASES, canonical
 from .info import collect
-from .output import format_table, save_plot, write_json
-
-# The paper's Table I: mean loss after one epoch of Llama-3.2-1B-Instruct on GSM8K.
-PAPER = {"adamw": 0.2188, "sgd-0.1": 0.2098, "sgd-0.5": 0.2097}
+from .output import save_plot, write_json
 
 # Llama-architecture presets: hidden size, layers, heads, feed-forward.
 PRESETS = {
@@ -53,15 +54,16 @@ PRESETS = {
     "medium": dict(hidden_size=1024, num_hidden_layers=16, num_attention_heads=16, intermediate_size=2816),
 }
 
+# Named as arm_names.FINETUNE_ARMS, which the command line's --help lists without importing this module.
 ARMS: dict[str, Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]] = {
     "adamw": lambda p, lr: torch.optim.AdamW(p, lr=lr, weight_decay=0.01),
-    "sgd-0.1": lambda p, lr: SuperpositionalAdamW(
+    "sp-adamw-0.1": lambda p, lr: SuperpositionalAdamW(
         p, lr=lr, weight_decay=0.01, quantum_weight=0.1, circuit=circuits.paper(4), coverage="paper"
     ),
-    "sgd-0.5": lambda p, lr: SuperpositionalAdamW(
+    "sp-adamw-0.5": lambda p, lr: SuperpositionalAdamW(
         p, lr=lr, weight_decay=0.01, quantum_weight=0.5, circuit=circuits.paper(4), coverage="paper"
     ),
-    "sgd-all-0.5": lambda p, lr: SuperpositionalAdamW(
+    "sp-adamw-all-0.5": lambda p, lr: SuperpositionalAdamW(
         p, lr=lr, weight_decay=0.01, quantum_weight=0.5, circuit=circuits.entangled(4), coverage="all"
     ),
 }
@@ -70,11 +72,11 @@ GRID_ARM_KEYS = ("lambda", "coverage", "perturbation")
 
 
 def optimizer_factory(arm: str) -> Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]:
-    """The optimizer of a named arm (:data:`ARMS`) or of a grid cell ``lambda=L,coverage=C,
-    perturbation=P`` (weight decay 0.01, ``circuits.paper(4)``, as the ablation's grid); raises
-    ``ValueError`` naming what is wrong."""
-    if arm in ARMS:
-        return ARMS[arm]
+    """The optimizer of a named arm (:data:`ARMS`, or an old name of one) or of a grid cell
+    ``lambda=L,coverage=C,perturbation=P`` (weight decay 0.01, ``circuits.paper(4)``, as the
+    ablation's grid); raises ``ValueError`` naming what is wrong."""
+    if canonical(arm) in ARMS:
+        return ARMS[canonical(arm)]
     if not arm.startswith("lambda="):
         raise ValueError(f"unknown arm {arm!r}")
     options = {"coverage": "paper", "perturbation": "paper"}
@@ -267,6 +269,23 @@ def evaluate(
     return statistics.mean(losses), (correct / generate if generate else None)
 
 
+def warmup_steps(warmup: int, steps: int) -> int:
+    """The warm-up a run of ``steps`` steps uses: ``warmup``, or a quarter of the run (at least one
+    step) when ``warmup`` is more than that, so that a short run still decays its learning rate."""
+    return min(warmup, max(steps // 4, 1))
+
+
+def warmup_note(warmup: int, steps: int) -> str | None:
+    """A note when the run is too short for ``--warmup`` (see :func:`warmup_steps`), else ``None``."""
+    used = warmup_steps(warmup, steps)
+    if used == warmup:
+        return None
+    return (
+        f"note: --warmup {warmup} is more than a quarter of this run's {steps} steps (one per training "
+        f"problem, --examples): warming up over {used} steps instead"
+    )
+
+
 def train_arm(
     arm: str,
     model: Any,
@@ -281,7 +300,7 @@ def train_arm(
     """One epoch at batch size 1 with Table III's schedule; returns the per-step losses and timing."""
     optimizer = optimizer_factory(arm)(list(model.parameters()), lr)
     steps = len(train)
-    warmup = min(warmup, max(steps // 4, 1))
+    warmup = warmup_steps(warmup, steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(steps - warmup, 1)),
@@ -331,8 +350,11 @@ def main(
         try:
             optimizer_factory(arm)
         except ValueError as error:
-            choices = f"{list(ARMS)} or lambda=L,coverage=C,perturbation=P"
+            choices = f"{list(ARMS)} (old names: {sorted(ALIASES)}) or lambda=L,coverage=C,perturbation=P"
             raise SystemExit(f"finetune: unknown arms: {error}; choose from {choices}") from None
+    for old in dict.fromkeys(arm for arm in arms if arm in ALIASES):
+        print(f"note: arm {old} is now called {ALIASES[old]}")
+    arms = list(dict.fromkeys(canonical(arm) for arm in arms))
     records = load_jsonl(data) if data is not None else generate_problems(examples + eval_examples, seed=1234)
     if data is not None and len(records) <= eval_examples:
         raise SystemExit(f"finetune: {data} has {len(records)} records, fewer than --eval-examples + 1")
@@ -348,6 +370,8 @@ def main(
         f"model {model_name}: {parameters / 1e6:.1f} M parameters; {len(train)} training and "
         f"{len(held_out)} held-out problems; device {device}"
     )
+    if (note := warmup_note(warmup, len(train))) is not None:
+        print(note)
     results = {}
     with tqdm(total=len(arms) * len(train), desc="finetune", unit="step") as progress:
         for arm in arms:
@@ -360,19 +384,7 @@ def main(
             )
             run.update(mean_loss=statistics.mean(run["losses"]), eval_loss=eval_loss, accuracy=accuracy)
             results[arm] = run
-    header = ["arm", "mean train loss (epoch)", "paper (Table I)", "held-out loss", "exact match", "seconds"]
-    rows = [
-        [
-            arm,
-            f"{r['mean_loss']:.4f}",
-            f"{PAPER[arm]:.4f}" if arm in PAPER else "-",
-            f"{r['eval_loss']:.4f}",
-            "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%",
-            f"{r['seconds']:.1f}",
-        ]
-        for arm, r in results.items()
-    ]
-    print(format_table(header, rows))
+    print(finetune_report.report(results))
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "model": model_name,
@@ -381,35 +393,15 @@ def main(
         "eval_examples": len(held_out),
         "lr": lr,
         "warmup": warmup,
+        "warmup_steps": warmup_steps(warmup, len(train)),
         "max_length": max_length,
         "seed": seed,
         "device": device,
-        "paper": PAPER,
+        "paper": finetune_report.PAPER,
         "results": results,
         "environment": collect(),
     }
     write_json(out / "finetune.json", summary)
-    save_plot(lambda path: _plot(results, path), out / "finetune.png", "finetune")
+    title = f"fine-tuning {model_name}: {len(train)} steps, lr {lr:g}, seed {seed}"
+    save_plot(lambda path: finetune_report.plot(results, title, path), out / "finetune.png", "finetune")
     return 0
-
-
-def _plot(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for arm, run in results.items():
-        losses = run["losses"]
-        window = max(1, len(losses) // 50)
-        smooth = [statistics.mean(losses[max(0, i - window + 1) : i + 1]) for i in range(len(losses))]
-        ax.plot(range(1, len(losses) + 1), smooth, label=f"{arm} (mean {run['mean_loss']:.4f})")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"training loss (moving mean of {max(1, len(losses) // 50)})")
-    ax.set_yscale("log" if max(max(r["losses"]) for r in results.values()) > 10 * math.e else "linear")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -8,23 +8,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["busy_note", "format_table", "save_plot", "write_json"]
+__all__ = ["busy_note", "format_table", "machine_load", "save_plot", "write_json"]
+
+
+def machine_load() -> tuple[float, int] | None:
+    """The 1-minute load average and the CPUs this process may use, or ``None`` where the platform
+    has no load average."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return load, cpus
 
 
 def busy_note() -> str | None:
     """A warning when the machine runs more than it has CPUs for (the 1-minute load average): its
     timings are not to be trusted, and OpenMP teams wait for descheduled threads (bench/busy.py
     measured 0.3 ms a training-probe iteration idle, over 100 ms under two busy loops on 2 CPUs)."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        return None
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load <= cpus:
+    load = machine_load()
+    if load is None or load[0] <= load[1]:
         return None
     return (
-        f"note: this machine is busy (load average {load:.1f} on {cpus} CPUs): timings are slower and "
-        "noisier than on an idle machine, and not comparable with the README's figures"
+        f"note: this machine is busy (load average {load[0]:.1f} on {load[1]} CPUs): timings are slower "
+        "and noisier than on an idle machine, and not comparable with the README's figures"
     )
 
 

@@ -21,7 +21,12 @@ def add_arguments(
     """The options every benchmark takes, and those of each benchmark in ``which``."""
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
-    parser.add_argument("--out", type=Path, default=default_out, help="folder for the JSON and PNG results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help=f"folder for the JSON and PNG results (default {default_out})",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     if "kernels" in which:
         parser.add_argument(

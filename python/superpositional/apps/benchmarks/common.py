@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +13,15 @@ from superpositional import __version__
 from ..info import collect
 from ..output import format_table, save_plot, write_json
 
-__all__ = ["COMMIT_VARIABLE", "format_table", "median_seconds", "provenance", "si", "write_results"]
+__all__ = [
+    "COMMIT_VARIABLE",
+    "format_table",
+    "provenance",
+    "run_label",
+    "si",
+    "significant",
+    "write_results",
+]
 
 COMMIT_VARIABLE = "SUPERPOSITIONAL_COMMIT"
 
@@ -28,21 +34,6 @@ def write_results(
     write_json(args.out / f"{stem}.json", data)
     if not args.no_plot:
         save_plot(lambda path: plot(data, path), args.out / f"{stem}.png", "bench")
-
-
-def median_seconds(
-    fn: Callable[[], object], *, min_reps: int = 3, min_time: float = 0.5, max_reps: int = 50, warmup: int = 1
-) -> float:
-    """Median wall time of ``fn`` over at least ``min_reps`` calls and ``min_time`` seconds."""
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < max_reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def provenance() -> dict:
@@ -61,3 +52,16 @@ def si(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.2e}"
+
+
+def significant(value: float) -> str:
+    """3 significant digits, whole numbers from 100 up (no exponent): a slow row's GB/s never reads
+    "0", a ratio below 1 never "0x", and a slow step's microseconds never "1.2e+03"."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def run_label(data: dict) -> str:
+    """What was measured: the commit, or the package version where the commit is unknown (an
+    installed package has no repository to ask)."""
+    commit = data.get("commit", "unknown")
+    return f"commit {commit}" if commit != "unknown" else f"superpositional {data['version']}"

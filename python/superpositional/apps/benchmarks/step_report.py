@@ -2,7 +2,9 @@
 
 Tables: the single-tensor sweep per dtype (sizes as columns), one table per dtype of the Llama-like
 list (configurations as rows), host time per step, effective bandwidth by dtype at the largest single
-size, the torch.compile peer's agreement, and the configurations skipped with why.
+size, the torch.compile peer's agreement, and the configurations skipped with why. Every time is the
+median of interleaved samples with its spread (``±``, :mod:`..timings`), and a caveat follows the
+tables when some are too noisy to trust or the machine is busy.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .common import format_table
+from ..timings import Timing, caveat, summarize
+from .common import format_table, run_label, significant
 
 __all__ = ["plot", "run_label", "significant", "table"]
 
@@ -19,18 +22,17 @@ TARGET_ALL = {"cpu": 1.5, "cuda": 1.0}
 MiB = 2**20
 
 
-def significant(value: float) -> str:
-    """3 significant digits, whole numbers from 100 up (no exponent): a slow row's GB/s never reads
-    "0", and a slow step's microseconds never "1.2e+03"."""
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
 def _percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{significant(100 * fraction)}%"
 
 
 def _ratio(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _timing(row: dict) -> Timing:
+    """The median and spread of a row's samples (``seconds_all``)."""
+    return summarize(row["seconds_all"])
 
 
 def _key(row: dict) -> str:
@@ -50,12 +52,6 @@ def _merged(lists: list[list[str]]) -> list[str]:
                 order.insert(order.index(previous) + 1 if previous is not None else 0, name)
             previous = name
     return order
-
-
-def run_label(data: dict) -> str:
-    """What was measured: the commit, or the package version where the commit is unknown."""
-    commit = data.get("commit", "unknown")
-    return f"commit {commit}" if commit != "unknown" else f"superpositional {data['version']}"
 
 
 def _rows_by_dtype(data: dict, workload: str) -> list[tuple[str, list[dict]]]:
@@ -85,15 +81,17 @@ def _single_tables(data: dict) -> list[str]:
                 cells.append(
                     "-"
                     if r is None
-                    else f"{significant(r['seconds'] * 1e3)} ms {_ratio(r['vs_adamw_fused'])} "
+                    else f"{significant(r['seconds'] * 1e3)} ms {_timing(r).spread_text()} "
+                    f"{_ratio(r['vs_adamw_fused'])} "
                     f"{significant(r['gbytes_per_s'])} GB/s {_percent(r['copy_fraction'])}"
                 )
             body.append(cells)
         lines += [
             "",
             f"single tensor [2^k/1024, 1024], {dtype} ({data['device']}): step time (median of "
-            f"{data['rounds']} interleaved rounds), ratio to torch AdamW(fused=True), effective bandwidth "
-            "at the storage dtypes and its share of the copy bandwidth",
+            f"{data['rounds']} interleaved rounds, ± half their interquartile range), ratio to torch "
+            "AdamW(fused=True), effective bandwidth at the storage dtypes and its share of the copy "
+            "bandwidth",
             format_table(["config", "B/param", *(f"2^{k}" for k in sizes)], body),
         ]
         speedups = []
@@ -131,6 +129,7 @@ def _list_tables(data: dict) -> list[str]:
                 r["state_dtype"] or "-",
                 str(r["bytes_per_param"]),
                 significant(r["seconds"] * 1e3),
+                _timing(r).spread_text(),
                 _ratio(r["vs_adamw_fused"]),
                 significant(r["gbytes_per_s"]),
                 _percent(r["copy_fraction"]),
@@ -141,9 +140,10 @@ def _list_tables(data: dict) -> list[str]:
         lines += [
             "",
             f"Llama-like list, {layout['tensors']} tensors, {significant(layout['params'] / 1e6)} M "
-            f"parameters, {dtype} ({data['device']}): median of {data['rounds']} interleaved rounds",
+            f"parameters, {dtype} ({data['device']}): median of {data['rounds']} interleaved rounds "
+            "(±: half their interquartile range)",
             format_table(
-                ["config", "states", "B/param", "ms", "vs AdamW", "GB/s", "% copy", "extra MiB"], body
+                ["config", "states", "B/param", "ms", "±", "vs AdamW", "GB/s", "% copy", "extra MiB"], body
             ),
         ]
     return lines
@@ -164,7 +164,10 @@ def _host_table(data: dict) -> list[str]:
         for lst, dtype in columns:
             h = index.get((name, lst, dtype))
             cells.append(
-                "-" if h is None else f"{significant(h['seconds'] * 1e6)} us {_ratio(h['vs_adamw_fused'])}"
+                "-"
+                if h is None
+                else f"{significant(h['seconds'] * 1e6)} us {_timing(h).spread_text()} "
+                f"{_ratio(h['vs_adamw_fused'])}"
             )
         body.append(cells)
     header = [
@@ -175,8 +178,8 @@ def _host_table(data: dict) -> list[str]:
     return [
         "",
         f"host time per step ({data['device']}): the Python and launch work of opt.step() with the device "
-        f"idle and not waited for (median of {calls} interleaved calls), ratio to torch AdamW(fused=True); "
-        "columns: list, tensors x mean elements, dtype",
+        f"idle and not waited for (median of {calls} interleaved calls, ± half their interquartile range), "
+        "ratio to torch AdamW(fused=True); columns: list, tensors x mean elements, dtype",
         format_table(header, body),
     ]
 
@@ -249,7 +252,20 @@ def table(data: dict) -> str:
     skipped = _skipped_lines(data)
     if skipped:
         lines += ["", *skipped]
+    if (note := _caveat(data)) is not None:
+        lines += ["", note]
     return "\n".join(lines).lstrip("\n")
+
+
+def _caveat(data: dict) -> str | None:
+    """The caveat over every timing of the run (device and host times)."""
+    timings = {}
+    for r in data["results"]:
+        size = f" 2^{r['log2_params']}" if r["log2_params"] is not None else ""
+        timings[f"{r['config']} ({r['workload']}{size} {r['dtype']})"] = _timing(r)
+    for h in data["host"]:
+        timings[f"host {h['config']} ({h['list']} {h['dtype']})"] = _timing(h)
+    return caveat(timings, "step timings")
 
 
 def plot(data: dict, path: Path) -> None:
@@ -307,13 +323,23 @@ def plot(data: dict, path: Path) -> None:
         names = [r["config"] for r in rows]
         ratios = [r["vs_adamw_fused"] for r in rows]
         colours = [{"copy": "gray", "peer": "gray", "ours": "C0"}.get(r["kind"], "C1") for r in rows]
-        axis.barh(range(len(rows)), ratios, color=colours)
+        # Whiskers: the row's interquartile range of times over the peer's median time.
+        peer = next((r["seconds"] / r["vs_adamw_fused"] for r in rows if r["vs_adamw_fused"]), None)
+        spans = [_timing(r) for r in rows]
+        whiskers = (
+            [[(t.median - t.low) / peer for t in spans], [(t.high - t.median) / peer for t in spans]]
+            if peer
+            else None
+        )
+        axis.barh(range(len(rows)), ratios, color=colours, xerr=whiskers, capsize=2, ecolor="black")
         axis.set_yticks(range(len(rows)), names, fontsize=7)
         axis.invert_yaxis()
         axis.axvline(1.0, color="black", lw=0.8)
-        for y, ratio in enumerate(ratios):
-            axis.text(ratio, y, f" {ratio:.2f}x", va="center", fontsize=7)
-        axis.set_xlabel("time / AdamW(fused=True)")
+        for y, ratio in enumerate(ratios):  # the label past the whisker, not on it
+            axis.text(
+                ratio + (whiskers[1][y] if whiskers else 0), y, f" {ratio:.2f}x", va="center", fontsize=7
+            )
+        axis.set_xlabel("time / AdamW(fused=True) (whiskers: interquartile range)")
         axis.set_title(f"Llama-like list, {significant(llama['params'] / 1e6)} M params, {dtype}")
     env = data["environment"]
     fig.suptitle(f"optimizer step, {data['device']}: {env.get('gpu', env['cpu'])}, {run_label(data)}")
