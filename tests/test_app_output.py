@@ -138,6 +138,12 @@ def test_demo_prints_a_caveat_when_its_timings_are_noise(idle, monkeypatch):
     assert "the machine is busy (load average 5.0 on 2 CPUs)" in _caution(text)
 
 
+def test_the_runs_own_load_is_not_called_busy(idle, monkeypatch):
+    # A demo alone on an idle 2-CPU machine ends with a load average near 2: its own threads.
+    monkeypatch.setattr(timings, "machine_load", lambda: (2.3, 2))
+    assert "caution" not in demo_report.report(demo_report.summarize(_runs(noisy=False)))
+
+
 def test_interleaved_arms_learn_what_they_learn_alone():
     task = demo.TaskConfig(length=8, vocab=6, train=96, test=64)
     data = (demo.make_task(task, task.train, 1, 0.05), demo.make_task(task, task.test, 2, 0.0))
