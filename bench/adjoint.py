@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+import interleaved  # the module beside this script
 import torch
 from tqdm import tqdm
 
@@ -42,25 +41,6 @@ CIRCUITS = {
 }
 # The statevector sweep holds two 2^n states per circuit: keep its calls bounded.
 STATEVECTOR_MAX_AMPLITUDES = {"cpu": 2**26, "cuda": 2**32}
-
-
-def sampler(fn: Callable[[], object], sync: Callable[[], None]) -> Callable[[], float]:
-    fn()
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    calls = max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-7)))
-
-    def sample() -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        return (time.perf_counter() - start) / calls
-
-    return sample
 
 
 def runners(circuit, batch: int, device: str) -> dict[str, Callable[[], object]]:
@@ -102,18 +82,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for adjoint-<device>.json")
     args = parser.parse_args()
     device = args.device
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     batches = BATCHES[device][:1] if args.quick else BATCHES[device]
     cells = [(name, batch) for name in CIRCUITS for batch in batches]
     results = []
     for name, batch in tqdm(cells, desc="cells", unit="cell"):
         circuit = CIRCUITS[name]()
-        samplers = {label: sampler(fn, sync) for label, fn in runners(circuit, batch, device).items()}
-        times: dict[str, list[float]] = {label: [] for label in samplers}
-        for _ in range(ROUNDS):
-            for label, sample in samplers.items():
-                times[label].append(sample())
-        rates = {label: batch / statistics.median(t) for label, t in times.items()}
+        rates = interleaved.rates(runners(circuit, batch, device), batch, device, ROUNDS, SAMPLE_SECONDS)
         results.append({"circuit": name, "batch": batch, "rates": rates})
     labels = ["backward (product)", "backward (statevector)", "forward", "fwd+bwd", "torch fwd+bwd"]
     print(f"\n{'circuit':<14s} {'batch':>9s} " + " ".join(f"{label:>22s}" for label in labels))

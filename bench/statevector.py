@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +42,8 @@ from superpositional.circuit import Circuit, Input
 from superpositional.testing import random_circuit
 
 sys.path.insert(0, str(Path(__file__).parent))
-import custatevec_ctypes  # the module beside this script
+import custatevec_ctypes  # the modules beside this script
+import interleaved
 
 ROUNDS, SAMPLE_SECONDS = 5, 0.1
 BATCHES = {"cpu": [10**3, 10**4, 10**5], "cuda": [10**4, 10**5, 10**6, 10**7]}
@@ -151,27 +150,6 @@ def custatevec_runner(
     return run
 
 
-def _sampler(fn: Callable[[], object], device: str) -> Callable[[], float]:
-    """A sample: the mean time of enough calls of ``fn`` to last SAMPLE_SECONDS."""
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    fn()
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    calls = max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-6)))
-
-    def sample() -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        return (time.perf_counter() - start) / calls
-
-    return sample
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -217,12 +195,7 @@ def main() -> None:
             error = float((run().to(ours.dtype) - ours).abs().max())
             if error > TOLERANCE:
                 raise SystemExit(f"{label} disagrees with ours on {name}({n}) by {error:.2e}")
-        samplers = {label: _sampler(run, device) for label, run in runners.items()}
-        times: dict[str, list[float]] = {label: [] for label in samplers}
-        for _ in range(ROUNDS):
-            for label, sample in samplers.items():
-                times[label].append(sample())
-        rates = {label: batch / statistics.median(t) for label, t in times.items()}
+        rates = interleaved.rates(runners, batch, device, ROUNDS, SAMPLE_SECONDS)
         rows.append({"circuit": f"{name}({n})", "batch": batch, "rates": rates, "skipped": skipped})
     if handle is not None:
         handle.close()

@@ -115,19 +115,25 @@ def test_adjoint_matches_cpu_kernel_and_autograd_through_the_reference(dtype, n,
     tol = {torch.float32: 1e-4, torch.float64: 1e-12}[dtype]
     for _ in range(2):
         c = _with_inputs(rng, n, int(rng.integers(1, 30)))
-        batch = int(rng.choice([1, 5, 300]))
-        theta, g = _uniform(rng, (batch, n), dtype), _uniform(rng, (batch, n), dtype)
-        weights = _uniform(rng, (batch, n), dtype, spread=1.0)
-        got = _input_gradients(c, theta, g, weights, "cuda")
-        cpu = _input_gradients(c, theta.cpu(), g.cpu(), weights.cpu(), "cpu")
-        # The reference in float64 on the CPU: independent gate math, autograd's own chain rule.
-        reference = _input_gradients(
-            c, theta.cpu().double(), g.cpu().double(), weights.cpu().double(), "torch"
-        )
-        for a, b, r in zip(got, cpu, reference):
-            assert a.device.type == "cuda" and a.dtype == dtype
-            torch.testing.assert_close(a.cpu().double(), r, atol=tol, rtol=0)
-            torch.testing.assert_close(a.cpu(), b, atol=tol, rtol=0)
+        got = _adjoint_against_cpu_and_reference(c, int(rng.choice([1, 5, 300])), dtype, tol, rng)
+        assert all(a.device.type == "cuda" and a.dtype == dtype for a in got)
+
+
+def _adjoint_against_cpu_and_reference(circuit, batch, dtype, tol, rng):
+    """The CUDA adjoint's input gradients, checked against the CPU kernel and against autograd
+    through the float64 torch reference on the CPU (independent gate math, autograd's own chain rule)."""
+    n = circuit.n_qubits
+    theta, g = _uniform(rng, (batch, n), dtype), _uniform(rng, (batch, n), dtype)
+    weights = _uniform(rng, (batch, n), dtype, spread=1.0)
+    got = _input_gradients(circuit, theta, g, weights, "cuda")
+    cpu = _input_gradients(circuit, theta.cpu(), g.cpu(), weights.cpu(), "cpu")
+    reference = _input_gradients(
+        circuit, theta.cpu().double(), g.cpu().double(), weights.cpu().double(), "torch"
+    )
+    for a, b, r in zip(got, cpu, reference):
+        torch.testing.assert_close(a.cpu().double(), r, atol=tol, rtol=0)
+        torch.testing.assert_close(a.cpu(), b, atol=tol, rtol=0)
+    return got
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -138,17 +144,7 @@ def test_product_adjoint_matches_cpu_kernel_and_autograd_through_the_reference(d
     for _ in range(3):
         c = random_product_circuit(n, int(rng.integers(1, 6 * n)), rng)
         assert c.program().product_only
-        batch = int(rng.choice([1, 7, 1000]))
-        theta, g = _uniform(rng, (batch, n), dtype), _uniform(rng, (batch, n), dtype)
-        weights = _uniform(rng, (batch, n), dtype, spread=1.0)
-        got = _input_gradients(c, theta, g, weights, "cuda")
-        cpu = _input_gradients(c, theta.cpu(), g.cpu(), weights.cpu(), "cpu")
-        reference = _input_gradients(
-            c, theta.cpu().double(), g.cpu().double(), weights.cpu().double(), "torch"
-        )
-        for a, b, r in zip(got, cpu, reference):
-            torch.testing.assert_close(a.cpu().double(), r, atol=tol, rtol=0)
-            torch.testing.assert_close(a.cpu(), b, atol=tol, rtol=0)
+        _adjoint_against_cpu_and_reference(c, int(rng.choice([1, 7, 1000])), dtype, tol, rng)
 
 
 def test_adjoint_against_finite_differences_on_strided_inputs(rng):

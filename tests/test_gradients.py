@@ -85,13 +85,18 @@ def test_presets_take_the_product_adjoint(preset):
 
 
 def test_product_adjoint_in_float32_within_1e_4(rng):
-    c = _product_circuit_with_inputs(rng, 6, 30)
-    theta64, g64 = _inputs(rng, 33, 6)
+    _assert_float32_within_1e_4(_product_circuit_with_inputs(rng, 6, 30), 33, "torch", rng)
+
+
+def _assert_float32_within_1e_4(circuit, batch, reference_backend, rng):
+    """The CPU kernel's float32 gradients against the float64 ones of ``reference_backend``."""
+    n = circuit.n_qubits
+    theta64, g64 = _inputs(rng, batch, n)
     theta32 = theta64.detach().float().requires_grad_()
     g32 = g64.detach().float().requires_grad_()
-    weights = torch.tensor(rng.normal(size=(33, 6)))
-    expected = _gradients(c, theta64, g64, weights, "torch")
-    got = _gradients(c, theta32, g32, weights.float(), "cpu")
+    weights = torch.tensor(rng.normal(size=(batch, n)))
+    expected = _gradients(circuit, theta64, g64, weights, reference_backend)
+    got = _gradients(circuit, theta32, g32, weights.float(), "cpu")
     for a, b in zip(got, expected):
         torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=0)
 
@@ -125,15 +130,7 @@ def test_gradcheck_on_random_circuits(rng):
 
 
 def test_float32_gradients_within_1e_4(rng):
-    c = _circuit_with_inputs(rng, 6, 25)
-    theta64, g64 = _inputs(rng, 17, 6)
-    theta32 = theta64.detach().float().requires_grad_()
-    g32 = g64.detach().float().requires_grad_()
-    weights = torch.tensor(rng.normal(size=(17, 6)))
-    expected = _gradients(c, theta64, g64, weights, "cpu")
-    got = _gradients(c, theta32, g32, weights.float(), "cpu")
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=0)
+    _assert_float32_within_1e_4(_circuit_with_inputs(rng, 6, 25), 17, "cpu", rng)
 
 
 def test_only_the_inputs_that_require_grad_get_gradients(rng):

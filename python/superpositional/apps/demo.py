@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from superpositional.optim import SuperpositionalAdamW
 
 from . import demo_report
 from .arm_names import ALIASES, canonical
+from .demo_report import Run
 from .info import collect
 from .output import save_plot, write_json
 
@@ -53,22 +54,6 @@ class TaskConfig:
     train: int = 2048
     test: int = 1000
     label_noise: float = 0.05
-
-
-@dataclass
-class Run:
-    arm: str
-    seed: int
-    accuracy: list[float] = field(default_factory=list)  # test accuracy after each epoch
-    epoch_seconds: list[float] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-
-    def epochs_to(self, threshold: float) -> int | None:
-        return next((i + 1 for i, a in enumerate(self.accuracy) if a >= threshold), None)
-
-    def seconds_to(self, threshold: float) -> float | None:
-        epochs = self.epochs_to(threshold)
-        return None if epochs is None else sum(self.epoch_seconds[:epochs])
 
 
 def make_task(config: TaskConfig, count: int, seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,8 +4,9 @@ their spread and a caveat when they are noise), and ``learning_curves.png``."""
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -14,10 +15,26 @@ from .output import format_table
 from .timings import Timing, caveat
 from .timings import summarize as summarize_samples
 
-if TYPE_CHECKING:
-    from .demo import Run
+__all__ = ["HEADER", "PAPER", "Run", "figure", "plot", "report", "summarize", "table"]
 
-__all__ = ["HEADER", "PAPER", "figure", "plot", "report", "summarize", "table"]
+
+@dataclass
+class Run:
+    """One seed of one arm of the demo: its accuracy, epoch times and losses, epoch by epoch."""
+
+    arm: str
+    seed: int
+    accuracy: list[float] = field(default_factory=list)  # test accuracy after each epoch
+    epoch_seconds: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+    def epochs_to(self, threshold: float) -> int | None:
+        return next((i + 1 for i, a in enumerate(self.accuracy) if a >= threshold), None)
+
+    def seconds_to(self, threshold: float) -> float | None:
+        epochs = self.epochs_to(threshold)
+        return None if epochs is None else sum(self.epoch_seconds[:epochs])
+
 
 BASELINE = "adam"
 THRESHOLD = 0.9

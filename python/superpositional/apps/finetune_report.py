@@ -71,18 +71,21 @@ def figure(results: dict[str, dict], title: str) -> Any:
     fig, axes = plt.subplots(rows, 1, figsize=(8, 4.2 + 3.3 * (rows - 1)), sharex=True, squeeze=False)
     smoothed = {arm: smooth(run["losses"]) for arm, run in results.items()}
     window = next(iter(smoothed.values()))[1]
-    lines = ("-", "--", "-.", ":")
+
+    def line(ax: Any, i: int, values: list[float], label: str) -> None:
+        """Arm ``i``'s curve, in its own colour and dash so that coinciding curves stay visible."""
+        ax.plot(
+            range(1, len(values) + 1),
+            values,
+            color=f"C{i}",
+            ls=("-", "--", "-.", ":")[i % 4],
+            lw=1.2,
+            label=label,
+        )
+
     top = axes[0, 0]
     for i, arm in enumerate(arms):
-        curve = smoothed[arm][0]
-        top.plot(
-            range(1, len(curve) + 1),
-            curve,
-            color=f"C{i}",
-            ls=lines[i % 4],
-            lw=1.2,
-            label=f"{arm} (mean {results[arm]['mean_loss']:.6g})",
-        )
+        line(top, i, smoothed[arm][0], f"{arm} (mean {results[arm]['mean_loss']:.6g})")
     largest = max(max(run["losses"]) for run in results.values())
     top.set_yscale("log" if largest > 10 * math.e else "linear")
     top.set_ylabel("training loss" + (f"\n(moving mean of {window} steps)" if window > 1 else ""))
@@ -96,14 +99,7 @@ def figure(results: dict[str, dict], title: str) -> Any:
             if arm == baseline:
                 continue
             difference = [a - b for a, b in zip(smoothed[arm][0], reference)]
-            bottom.plot(
-                range(1, len(difference) + 1),
-                difference,
-                color=f"C{i}",
-                ls=lines[i % 4],
-                lw=1.2,
-                label=f"{arm} - {baseline}",
-            )
+            line(bottom, i, difference, f"{arm} - {baseline}")
         bottom.axhline(0, color="black", lw=0.8, label=f"{baseline} (no difference)")
         bottom.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         bottom.set_ylabel(f"loss - {baseline}'s\n(same steps, same data)")
