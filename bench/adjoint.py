@@ -34,6 +34,9 @@ from superpositional.backends import Batch, kernel
 ROUNDS, SAMPLE_SECONDS = 7, 0.1
 BATCHES = {"cpu": [10**4, 10**5, 10**6], "cuda": [10**5, 10**6, 10**7, 10**8]}
 TORCH_MAX_BATCH = {"cpu": 10**5, "cuda": 10**7}
+# Autograd through the torch reference saves a [batch, 2^n] complex state per gate: 2^32 saved
+# amplitudes (34 GB) bound its graph (entangled(8) at 1e7 circuits would need 600 GB).
+TORCH_MAX_SAVED_AMPLITUDES = 2**32
 CIRCUITS = {
     "entangled(4)": lambda: sp.circuits.entangled(4),
     "attention(4)": lambda: sp.circuits.attention(4),
@@ -70,7 +73,7 @@ def runners(circuit, batch: int, device: str) -> dict[str, Callable[[], object]]
     }
     if batch * 2**n <= STATEVECTOR_MAX_AMPLITUDES[device]:
         made["backward (statevector)"] = backward(True)
-    if batch <= TORCH_MAX_BATCH[device]:
+    if batch <= TORCH_MAX_BATCH[device] and batch * 2**n * len(circuit.gates) <= TORCH_MAX_SAVED_AMPLITUDES:
         made["torch fwd+bwd"] = forward_backward("torch")
     return made
 

@@ -5,9 +5,9 @@
 # / bash bench/h200.sh profile [DTYPE]  (Nsight Compute on the step kernels)
 # The paper's experiments on the GPU (each stage fits one 10-minute device call):
 # bash bench/h200.sh demo  /  [ARMS="..."] [LR=...] bash bench/h200.sh finetune MODEL SEED...
-# Simulation kernels (issue 17): bash bench/h200.sh simulate  (gradient tests, then bench/adjoint.py,
-# bench/statevector.py with the cuStateVec rows when .whl/custatevec/ carries custatevec-cu13, and
-# bench/simulate_overhead.py).
+# Simulation kernels (issue 17): bash bench/h200.sh simulate  (the simulate and gradient tests, then
+# bench/statevector.py with the cuStateVec rows when .whl/custatevec/ carries custatevec-cu13,
+# bench/adjoint.py, bench/simulate_overhead.py, and memcheck on tests/sanitize_cuda.py).
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
 # .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
 # .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
@@ -85,15 +85,21 @@ case "$1" in
     python3 bench/step.py --device cuda --out "$OUT" 2>/dev/null
     ;;
   simulate)
-    python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
+    time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
     if ls .whl/custatevec/*.whl >/dev/null 2>&1; then
       python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/custatevec .whl/custatevec/*.whl
       export PYTHONPATH="/tmp/custatevec:${PYTHONPATH:-}"
     fi
-    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "adjoint or backward" || status=1
-    python3 bench/adjoint.py --device cuda --out "$OUT" 2>/dev/null
-    python3 bench/statevector.py --device cuda --out "$OUT" 2>/dev/null
-    python3 bench/simulate_overhead.py --device cuda --out "$OUT"
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+      -k "simulate or statevector or presets or every_output or attention or adjoint or backward" || status=1
+    # Progress bars and any traceback go to bench.err.
+    python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
+    python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
+    python3 bench/simulate_overhead.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
+    echo "== compute-sanitizer --tool memcheck: tests/sanitize_cuda.py"
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --leak-check no \
+      python3 tests/sanitize_cuda.py 2>&1 | tail -3
+    echo "memcheck exit: ${PIPESTATUS[0]}"
     exit ${status:-0}
     ;;
   demo)

@@ -2,7 +2,8 @@
 own work is a microsecond or less and the Python around it is the cost.
 
 Median wall time of many calls (with a CUDA synchronisation per call on the GPU, so there it
-includes the launch and the device round trip), for ``entangled(4)``: forward alone, forward into
+includes the launch and the device round trip; on the GPU also the mean time per call of calls
+issued back to back, the host's own cost), for ``entangled(4)``: forward alone, forward into
 a preallocated ``out=``, forward with inputs that require grad (the graph recorded), the backward
 alone (``backward(w, retain_graph=True)`` on one recorded graph, so that each call is one adjoint
 pass), forward + backward, and for scale torch's own backward of ``x * 2`` (autograd's fixed cost
@@ -41,6 +42,19 @@ def median_us(call: Callable[[], object], sync: Callable[[], None]) -> float:
     return statistics.median(times) * 1e6
 
 
+def back_to_back_us(call: Callable[[], object], sync: Callable[[], None]) -> float:
+    """Mean time per call of CALLS calls issued without waiting for the device: the host's cost per
+    call wherever it exceeds the device's time per launch."""
+    for _ in range(WARMUP):
+        call()
+    sync()
+    start = time.perf_counter()
+    for _ in range(CALLS):
+        call()
+    sync()
+    return (time.perf_counter() - start) / CALLS * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -53,7 +67,8 @@ def main() -> None:
     circuit = sp.circuits.entangled(4)
     rows = []
     columns = ("forward", "into out=", "fwd graph", "backward", "fwd+bwd", "torch x*2 bwd")
-    print(f"{'batch':>6s} " + " ".join(f"{c:>13s}" for c in columns) + "   (us per call, median)")
+    timing = "median, synchronised each call" if device.type == "cuda" else "median"
+    print(f"{'batch':>6s} " + " ".join(f"{c:>13s}" for c in columns) + f"   (us per call, {timing})")
     for batch in BATCHES:
         theta = torch.rand(batch, 4, device=device)
         grads = torch.rand(batch, 4, device=device)
@@ -68,26 +83,24 @@ def main() -> None:
             leaf.grad = None
             sp.simulate(circuit, leaf, grads).backward(weights)
 
-        row = {
-            "batch": batch,
-            "forward_us": median_us(
-                lambda theta=theta, grads=grads: sp.simulate(circuit, theta, grads), sync
-            ),
-            "out_us": median_us(
-                lambda theta=theta, grads=grads, out=out: sp.simulate(circuit, theta, grads, out=out), sync
-            ),
-            "forward_graph_us": median_us(
-                lambda leaf=leaf, grads=grads: sp.simulate(circuit, leaf, grads), sync
-            ),
-            "backward_us": median_us(lambda e=recorded, w=weights: e.backward(w, retain_graph=True), sync),
-            "forward_backward_us": median_us(forward_backward, sync),
-            "torch_backward_us": median_us(
-                lambda d=doubled, w=weights: d.backward(w, retain_graph=True), sync
-            ),
+        calls = {
+            "forward_us": lambda theta=theta, grads=grads: sp.simulate(circuit, theta, grads),
+            "out_us": lambda theta=theta, grads=grads, out=out: sp.simulate(circuit, theta, grads, out=out),
+            "forward_graph_us": lambda leaf=leaf, grads=grads: sp.simulate(circuit, leaf, grads),
+            "backward_us": lambda e=recorded, w=weights: e.backward(w, retain_graph=True),
+            "forward_backward_us": forward_backward,
+            "torch_backward_us": lambda d=doubled, w=weights: d.backward(w, retain_graph=True),
         }
+        row = {"batch": batch, **{key: median_us(call, sync) for key, call in calls.items()}}
+        if device.type == "cuda":
+            row["back_to_back"] = {key: back_to_back_us(call, sync) for key, call in calls.items()}
         rows.append(row)
-        values = [v for k, v in row.items() if k != "batch"]
+        values = [v for k, v in row.items() if k.endswith("_us")]
         print(f"{batch:6d} " + " ".join(f"{v:13.1f}" for v in values))
+    if device.type == "cuda":
+        print(f"{'batch':>6s} " + " ".join(f"{c:>13s}" for c in columns) + "   (us per call, back to back)")
+        for row in rows:
+            print(f"{row['batch']:6d} " + " ".join(f"{v:13.1f}" for v in row["back_to_back"].values()))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"simulate-overhead-{args.device}.json"
     record = {

@@ -102,6 +102,15 @@ def _gate_matrix(gate, theta: torch.Tensor, grads: torch.Tensor, dtype: torch.dt
     return _rotation(gate.name, values).to(dtype)
 
 
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for ``[..., 2, 2]`` matrices, elementwise: torch's batched matmul of millions of
+    2x2 complex matrices is far slower than these eight products (it made the fused row slower
+    than the gate-by-gate one on the H200)."""
+    a, b = torch.broadcast_tensors(a, b)
+    rows = [[a[..., i, 0] * b[..., 0, j] + a[..., i, 1] * b[..., 1, j] for j in range(2)] for i in range(2)]
+    return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+
 def custatevec_runner(
     handle: custatevec_ctypes.CuStateVec,
     circuit: Circuit,
@@ -136,7 +145,7 @@ def custatevec_runner(
                 handle.apply(states, matrix, target, control)
             elif fused:
                 q = gate.qubits[0]
-                pending[q] = matrix @ pending[q] if q in pending else matrix
+                pending[q] = _product(matrix, pending[q]) if q in pending else matrix
             else:
                 handle.apply(states, matrix, gate.qubits[0])
         for q in list(pending):

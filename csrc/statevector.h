@@ -12,6 +12,8 @@
 // RZ(t) = exp(-i t Z / 2).
 #pragma once
 
+#include <utility>
+
 #include "circuit.h"
 #include "inline.h"
 
@@ -35,19 +37,27 @@ struct Complex {
 
 // --- angles and one-qubit gates -------------------------------------------
 
-// values[index] for an index known only at run time. On the GPU a register
-// array indexed at run time moves to local memory, so there the element is
-// selected by an unrolled comparison; the CPU simply indexes its stack array.
-template <class Ops, int N>
-SP_INLINE typename Ops::V pick(const typename Ops::V* values, int index) {
+// The input an angle reads: theta[index] or grad[index], index known only at run time. On the GPU a
+// register array read at a run-time index (or through a pointer chosen at run time) moves to local
+// memory, and so does a loop over the elements that compares each index, which the compiler turns
+// back into an indexed load: so the choice is straight-line code over compile-time indices. The
+// CPU simply indexes its stack arrays.
 #if defined(__CUDA_ARCH__)
-  typename Ops::V out = values[0];
-#pragma unroll
-  for (int k = 1; k < N; ++k)
-    if (k == index) out = values[k];
-  return out;
+template <class V, int... Ks>
+SP_INLINE V select_input(const V* theta, const V* grad, bool from_params, int index,
+                         std::integer_sequence<int, Ks...>) {
+  V input = from_params ? theta[0] : grad[0];
+  ((input = index == Ks ? (from_params ? theta[Ks] : grad[Ks]) : input), ...);
+  return input;
+}
+#endif
+
+template <class Ops, int N>
+SP_INLINE typename Ops::V angle_input(const Angle& a, const typename Ops::V* theta, const typename Ops::V* grad) {
+#if defined(__CUDA_ARCH__)
+  return select_input(theta, grad, a.source == kParam, a.index, std::make_integer_sequence<int, N>{});
 #else
-  return values[index];
+  return (a.source == kParam ? theta : grad)[a.index];
 #endif
 }
 
@@ -58,7 +68,7 @@ SP_INLINE typename Ops::V angle_value(const Angle& a, const typename Ops::V* the
   using S = typename Ops::S;
   const auto offset = Ops::splat(static_cast<S>(a.offset));
   if (a.source == kConst) return offset;
-  const auto input = pick<Ops, N>(a.source == kParam ? theta : grad, a.index);
+  const auto input = angle_input<Ops, N>(a, theta, grad);
   return input * static_cast<S>(a.scale) + offset;
 }
 
@@ -306,6 +316,21 @@ SP_INLINE void apply_cz(State<Ops, N>& st, int a, int b) {
   }
 }
 
+// The 2x2 unitary (row-major) of a kFused block: the product of its gates.
+template <class Ops, int N>
+SP_INLINE void fused_unitary(const Program& prog, const Block& blk, const typename Ops::V* theta,
+                             const typename Ops::V* grad, Complex<typename Ops::V> (&u)[4]) {
+  using V = typename Ops::V;
+  // The columns are the images of |0> and |1>.
+  Complex<V> u00{Ops::splat(1), Ops::splat(0)}, u10{Ops::splat(0), Ops::splat(0)};
+  Complex<V> u01{Ops::splat(0), Ops::splat(0)}, u11{Ops::splat(1), Ops::splat(0)};
+  for (int i = blk.first; i < blk.first + blk.count; ++i) {
+    apply_gate<Ops, N>(prog.gates[i], theta, grad, u00, u10);
+    apply_gate<Ops, N>(prog.gates[i], theta, grad, u01, u11);
+  }
+  u[0] = u00, u[1] = u01, u[2] = u10, u[3] = u11;
+}
+
 // Runs the entangled part of the program (its blocks) on a prepared state.
 template <class Ops, int N>
 SP_INLINE void apply_blocks(const Program& prog, const typename Ops::V* theta, const typename Ops::V* grad,
@@ -318,14 +343,8 @@ SP_INLINE void apply_blocks(const Program& prog, const typename Ops::V* theta, c
     } else if (blk.kind == kBlockCZ) {
       apply_cz<Ops, N>(st, blk.q0, blk.q1);
     } else {
-      // The fused unitary's columns are the images of |0> and |1>.
-      Complex<V> u00{Ops::splat(1), Ops::splat(0)}, u10{Ops::splat(0), Ops::splat(0)};
-      Complex<V> u01{Ops::splat(0), Ops::splat(0)}, u11{Ops::splat(1), Ops::splat(0)};
-      for (int i = blk.first; i < blk.first + blk.count; ++i) {
-        apply_gate<Ops, N>(prog.gates[i], theta, grad, u00, u10);
-        apply_gate<Ops, N>(prog.gates[i], theta, grad, u01, u11);
-      }
-      const Complex<V> u[4] = {u00, u01, u10, u11};
+      Complex<V> u[4];
+      fused_unitary<Ops, N>(prog, blk, theta, grad, u);
       apply_unitary<Ops, N>(st, blk.q0, u);
     }
   }

@@ -17,11 +17,13 @@ from superpositional.testing import random_circuit, random_product_circuit
 def main() -> int:
     rng = np.random.default_rng(0)
     failures = 0
-    # A statevector program and a product program (its own simulate and backward kernels) each.
+    # Statevector programs (one lane, a lane group, a whole warp per circuit) and a product program
+    # (its own simulate and backward kernels).
     for n, make in (
         (1, random_circuit),
         (4, random_circuit),
         (7, random_circuit),
+        (10, random_circuit),  # a whole warp per circuit
         (5, random_product_circuit),
     ):
         c = make(n, 20, rng)

@@ -88,6 +88,21 @@ def test_circuit_is_frozen_once_used_and_copy_is_editable():
     assert d != c and c.copy() == c
 
 
+def test_hash_follows_equality_before_and_after_freezing():
+    # A frozen circuit keeps its hash (the CUDA path looks circuits up on every call); it must stay
+    # the value hash that equal circuits share, frozen or not, and an edit before freezing counts.
+    def build() -> sp.Circuit:
+        return sp.Circuit(3).h(0).ry(1, sp.param(1, 2.0)).cx(0, 2).observe(["X", "Z", "-Y"])
+
+    editable, frozen = build(), build().freeze()
+    assert editable == frozen and hash(editable) == hash(frozen) == hash(frozen)
+    before = hash(editable)
+    editable.rz(2, 0.5)
+    assert editable != frozen and hash(editable) != before
+    assert hash(editable.freeze()) == hash(frozen.copy().rz(2, 0.5))
+    assert {frozen: "program"}[build()] == "program"
+
+
 def test_numpy_integers_are_accepted_as_indices():
     c = sp.Circuit(np.int64(3)).cx(np.int32(0), np.int64(2))
     assert c.gates[0].qubits == (0, 2)

@@ -57,6 +57,51 @@ def test_presets_at_odd_batches_and_strides(preset, rng):
             torch.testing.assert_close(got.cpu(), expected, atol=1e-5, rtol=0)
 
 
+def _entangled_with_clifford_tail(n, rng):
+    """A program that keeps its statevector (rotations after a CNOT chain) and whose observables
+    are Pauli strings over several qubits, Y factors included (a Clifford tail moved into them)."""
+    c = sp.Circuit(n)
+    for q in range(n):
+        c.h(q)
+        c.ry(q, sp.param(q, math.pi))
+    for q in range(n - 1):
+        c.cx(q, q + 1)
+    for q in range(n):
+        c.rx(q, sp.grad(q, float(rng.uniform(-2, 2)), float(rng.uniform(-1, 1))))
+    for _ in range(3 * n):
+        kind = ("h", "x", "cx", "cz")[int(rng.integers(4))]
+        if kind in ("cx", "cz"):
+            a, b = rng.choice(n, size=2, replace=False)
+            getattr(c, kind)(int(a), int(b))
+        else:
+            getattr(c, kind)(int(rng.integers(n)))
+    return c.observe([("-" if rng.integers(2) else "") + p for p in rng.choice(list("XYZ"), size=n)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_statevector_programs_at_group_boundaries_and_strides(dtype, rng):
+    # From 6 qubits a circuit's amplitudes spread over a group of 2^(n-5) lanes of a warp; a warp
+    # then holds 32 / 2^(n-5) circuits, so batches around those counts end inside a warp.
+    strings = 0
+    for n in (4, 5, 6, 7, 8, 9, 10):
+        c = _entangled_with_clifford_tail(n, rng)
+        program = c.program()
+        assert not program.product_only
+        strings += sum(bin(x | z).count("1") > 1 and x != 0 for x, z, _ in program.observables)
+        for batch in (1, 2, 3, 5, 31, 33, 4097):
+            wide = _uniform(rng, (batch, 3 * n), dtype)
+            theta, g = wide[:, 1::3], _uniform(rng, (n, batch), dtype).t()
+            expected, state_ref = sp.simulate(
+                c, theta.cpu().contiguous(), g.cpu().contiguous(), backend="torch", return_state=True
+            )
+            got = sp.simulate(c, theta, g, backend="cuda")
+            torch.testing.assert_close(got.cpu(), expected, atol=TOL[dtype], rtol=0)
+            got_with_state, state = sp.simulate(c, theta, g, backend="cuda", return_state=True)
+            torch.testing.assert_close(got_with_state.cpu(), expected, atol=TOL[dtype], rtol=0)
+            assert max_phase_aligned_error(state.cpu(), state_ref) <= TOL[dtype]
+    assert strings >= 7, "the tails should leave multi-qubit strings with X or Y factors"
+
+
 def test_auto_picks_cuda_for_cuda_tensors():
     theta = torch.rand(5, 4, device="cuda")
     assert sp.backends.resolve("auto", theta.device).name == "cuda"
@@ -95,9 +140,10 @@ def test_every_output_is_written(rng):
 # -- gradients: the CUDA adjoint kernel ------------------------------------------------------------
 
 
-def _with_inputs(rng, n, n_gates):
+def _with_inputs(rng, n, n_gates, make=random_circuit):
+    """A random circuit with at least one input angle (else there is no gradient to compare)."""
     while True:
-        c = random_circuit(n, n_gates, rng)
+        c = make(n, n_gates, rng)
         if c.uses_params or c.uses_grads:
             return c
 
@@ -142,7 +188,7 @@ def test_product_adjoint_matches_cpu_kernel_and_autograd_through_the_reference(d
     # Product programs take the per-qubit adjoint (registers only) instead of the statevector sweep.
     tol = {torch.float32: 1e-4, torch.float64: 1e-12}[dtype]
     for _ in range(3):
-        c = random_product_circuit(n, int(rng.integers(1, 6 * n)), rng)
+        c = _with_inputs(rng, n, int(rng.integers(1, 6 * n)), random_product_circuit)
         assert c.program().product_only
         _adjoint_against_cpu_and_reference(c, int(rng.choice([1, 7, 1000])), dtype, tol, rng)
 

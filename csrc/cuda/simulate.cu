@@ -1,12 +1,15 @@
-// Batched simulation on the GPU: one circuit per thread, the gate math of
-// statevector.h on scalars. Inputs may be strided; rows of 16-byte multiples
-// that are contiguous and aligned take vector loads.
+// Batched simulation on the GPU, the gate math of statevector.h. Product programs
+// (no statevector wanted) run one circuit per thread on each qubit's 2-vector;
+// every other program holds its statevector in registers, one circuit per lane
+// group of a warp (group_state.cuh). Inputs may be strided; rows of 16-byte
+// multiples that are contiguous and aligned take vector loads.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "../statevector.h"
 #include "batch.cuh"
+#include "group_state.cuh"
 #include "kernels.h"
 #include "ops.cuh"
 #include "rows.cuh"
@@ -14,47 +17,64 @@
 namespace sp::cuda {
 namespace {
 
-// kProduct: a product_only program and no statevector wanted (known on the
-// host), so the kernel carries no statevector and needs far fewer registers.
-template <class T, int N, bool kProduct>
-__global__ void __launch_bounds__(kThreads) simulate_kernel(const Program* __restrict__ program,
-                                                            const T* __restrict__ params,
-                                                            const T* __restrict__ grads, Strides strides,
-                                                            bool vector_params, bool vector_grads,
-                                                            bool vector_out, T* __restrict__ out,
-                                                            T* __restrict__ state, std::int64_t batch) {
+template <class T, int N>
+__global__ void __launch_bounds__(kThreads) product_kernel(const Program* __restrict__ program,
+                                                           const T* __restrict__ params,
+                                                           const T* __restrict__ grads, Strides strides,
+                                                           bool vector_params, bool vector_grads, bool vector_out,
+                                                           T* __restrict__ out, std::int64_t batch) {
   using Ops = ScalarOps<T>;
   const Program& prog = *program;
-  const bool read_params = prog.uses_params, read_grads = prog.uses_grads;
   for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < batch;
        b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     T theta[N], grad[N], e[N];  // an input the program never reads stays unset
-    if (read_params) load_row<T, N>(params, b, strides.params, vector_params, theta);
-    if (read_grads) load_row<T, N>(grads, b, strides.grads, vector_grads, grad);
-    if constexpr (kProduct) {
-      product_expectations<Ops, N>(prog, theta, grad, e);
-    } else {
-      State<Ops, N> st;
-      run_state<Ops, N>(prog, theta, grad, st);
-      state_expectations<Ops, N>(prog, st, e);
-      if (state != nullptr) {
-        T* row = state + 2 * (b << N);
-        for (int i = 0; i < (1 << N); ++i) {
-          row[2 * i] = st.re[i];
-          row[2 * i + 1] = st.im[i];
-        }
-      }
-    }
+    if (prog.uses_params) load_row<T, N>(params, b, strides.params, vector_params, theta);
+    if (prog.uses_grads) load_row<T, N>(grads, b, strides.grads, vector_grads, grad);
+    product_expectations<Ops, N>(prog, theta, grad, e);
     store_row<T, N>(out, b, vector_out, e);
   }
 }
 
 template <class T, int N>
+__global__ void __launch_bounds__(kThreads) statevector_kernel(const Program* __restrict__ program,
+                                                               const T* __restrict__ params,
+                                                               const T* __restrict__ grads, Strides strides,
+                                                               bool vector_params, bool vector_grads,
+                                                               bool vector_out, T* __restrict__ out,
+                                                               T* __restrict__ state, std::int64_t batch) {
+  using Group = GroupState<T, N>;
+  constexpr int kLaneBits = Group::kLaneBits;
+  const Program& prog = *program;
+  const std::int64_t thread = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t groups = (static_cast<std::int64_t>(gridDim.x) * blockDim.x) >> kLaneBits;
+  // The groups of a warp make the same trips, since shuffles need every lane of it: the loop runs
+  // while the warp's first group has a circuit, and a group past the batch's end computes the last
+  // circuit again and stores nothing.
+  std::int64_t warp_first = (thread & ~std::int64_t{31}) >> kLaneBits;
+  for (std::int64_t b = thread >> kLaneBits; warp_first < batch; b += groups, warp_first += groups) {
+    const bool active = b < batch;
+    const std::int64_t row = active ? b : batch - 1;
+    T theta[N], grad[N], e[N];  // an input the program never reads stays unset
+    if (prog.uses_params) load_row<T, N>(params, row, strides.params, vector_params, theta);
+    if (prog.uses_grads) load_row<T, N>(grads, row, strides.grads, vector_grads, grad);
+    Group psi(static_cast<int>(threadIdx.x) & (Group::kLanes - 1));
+    psi.prepare(prog, theta, grad);
+    psi.apply_blocks(prog, theta, grad);
+    if (state != nullptr && active) psi.store(state + 2 * (row << N));
+    psi.expectations(prog, e);
+    if (active && (threadIdx.x & (Group::kLanes - 1)) == 0) store_row<T, N>(out, row, vector_out, e);
+  }
+}
+
+template <class T, int N>
 void launch(const SimulateParams& p) {
-  auto kernel = p.program->product_only && p.state == nullptr ? simulate_kernel<T, N, true>
-                                                              : simulate_kernel<T, N, false>;
-  launch_batch<T, N>(kernel, p, "simulate kernel launch", aligned16(p.out), static_cast<T*>(p.out),
-                     static_cast<T*>(p.state));
+  const bool vector_out = aligned16(p.out);
+  if (p.program->product_only && p.state == nullptr) {
+    launch_batch<T, N>(product_kernel<T, N>, p, "simulate kernel launch", vector_out, static_cast<T*>(p.out));
+  } else {
+    launch_batch<T, N, GroupLayout<T, N>::kLanes>(statevector_kernel<T, N>, p, "simulate kernel launch", vector_out,
+                                                  static_cast<T*>(p.out), static_cast<T*>(p.state));
+  }
 }
 
 }  // namespace

@@ -105,6 +105,7 @@ class Circuit:
         self._frozen = False
         self._programs: dict[bool, Any] = {}
         self._reads: tuple[bool, bool] | None = None  # (params, grads), kept once frozen
+        self._hash: int | None = None  # kept once frozen
 
     # -- building -------------------------------------------------------------
 
@@ -221,7 +222,14 @@ class Circuit:
         )
 
     def __hash__(self) -> int:
-        return hash((self._n_qubits, tuple(self._gates), self._observables))
+        # Kept once frozen: the CUDA path looks its device program up by circuit on every call,
+        # and hashing every gate again was a sixth of a small call's host time there.
+        if self._hash is not None:
+            return self._hash
+        value = hash((self._n_qubits, tuple(self._gates), self._observables))
+        if self._frozen:
+            self._hash = value
+        return value
 
     def __getstate__(self) -> dict[str, Any]:
         # Compiled programs live in the extension and are rebuilt on demand.

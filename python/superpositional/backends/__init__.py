@@ -30,9 +30,18 @@ __all__ = [
 ]
 
 
+_CUDA_SEEN = False
+
+
 def _cuda_available() -> bool:
-    ext = extension()
-    return ext is not None and bool(ext.cuda_compiled) and torch.cuda.is_available()
+    """Whether the CUDA kernels can run here. A yes is kept: every call on CUDA tensors asks, and
+    torch's check (a driver query) was nearly a tenth of a small call's host time there; a GPU does not
+    go away within a process, while a no may still turn into a yes (a device made visible later)."""
+    global _CUDA_SEEN
+    if not _CUDA_SEEN:
+        ext = extension()
+        _CUDA_SEEN = ext is not None and bool(ext.cuda_compiled) and torch.cuda.is_available()
+    return _CUDA_SEEN
 
 
 _REGISTRY: dict[str, Backend] = {

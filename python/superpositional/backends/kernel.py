@@ -51,15 +51,28 @@ def _entry_point(entry: str, device_type: str) -> Any:
     return getattr(require_extension(), f"{entry}_{device_type}")
 
 
+def _raw_stream(index: int) -> int:
+    """The current CUDA stream of device ``index`` as a ``cudaStream_t`` value.
+
+    torch's own raw accessor skips building a ``torch.cuda.Stream`` object (a few microseconds a
+    call, which issue 17 counts); the public route is the fallback where it is missing."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+
+
 def _launch(entry: str, circuit: Circuit, device: torch.device, *args: Any, keep_state: bool = False) -> None:
     """Call the extension's ``<entry>_cpu`` or ``<entry>_cuda`` for ``device``: the same arguments,
     with the device copy of the program and the current stream, or the OpenMP thread count."""
     program = circuit.program(keep_state)
     if device.type == "cuda":
-        with torch.cuda.device(device):
-            stream = torch.cuda.current_stream(device).cuda_stream
-            copy = device_program(circuit, device, keep_state).data_ptr()
-            _entry_point(entry, "cuda")(program, copy, *args, stream)
+        current = torch.cuda.current_device()
+        index = current if device.index is None else device.index
+        copy = device_program(circuit, device, keep_state).data_ptr()
+        if index == current:
+            _entry_point(entry, "cuda")(program, copy, *args, _raw_stream(index))
+        else:  # the kernels launch on the current device
+            with torch.cuda.device(index):
+                _entry_point(entry, "cuda")(program, copy, *args, _raw_stream(index))
     else:
         _entry_point(entry, "cpu")(program, *args, torch.get_num_threads())
 
