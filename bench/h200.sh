@@ -7,7 +7,8 @@
 # bash bench/h200.sh demo  /  [ARMS="..."] [LR=...] bash bench/h200.sh finetune MODEL SEED...
 # Simulation kernels (issue 17): bash bench/h200.sh simulate  (the simulate and gradient tests, then
 # bench/statevector.py with the cuStateVec rows when .whl/custatevec/ carries custatevec-cu13,
-# bench/adjoint.py, bench/simulate_overhead.py, and memcheck on tests/sanitize_cuda.py).
+# bench/adjoint.py, bench/simulate_overhead.py, and the four compute-sanitizer tools on
+# tests/sanitize_cuda.py).
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
 # .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
 # .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
@@ -96,10 +97,13 @@ case "$1" in
     python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/simulate_overhead.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
-    echo "== compute-sanitizer --tool memcheck: tests/sanitize_cuda.py"
-    PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --leak-check no \
-      python3 tests/sanitize_cuda.py 2>&1 | tail -3
-    echo "memcheck exit: ${PIPESTATUS[0]}"
+    # synccheck matters here: the statevector kernel's shuffles name the whole warp.
+    for tool in memcheck synccheck initcheck racecheck; do
+      echo "== compute-sanitizer --tool $tool: tests/sanitize_cuda.py"
+      PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+        python3 tests/sanitize_cuda.py 2>&1 | tail -2
+      echo "$tool exit: ${PIPESTATUS[0]}"
+    done
     exit ${status:-0}
     ;;
   demo)
