@@ -25,6 +25,17 @@ if ls .whl/*.whl >/dev/null 2>&1 && [ ! -e /tmp/site/.installed ]; then
 fi
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site
 
+# compute-sanitizer with each named tool on tests/sanitize_cuda.py (every CUDA entry point once),
+# without the caching allocator so that each tensor is its own allocation.
+sanitize_entry_points() {
+  for tool in "$@"; do
+    echo "== compute-sanitizer --tool $tool: tests/sanitize_cuda.py"
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+      python3 tests/sanitize_cuda.py 2>&1 | tail -3
+    echo "$tool exit: ${PIPESTATUS[0]}"
+  done
+}
+
 case "$1" in
   all)
     bash "$0" build-test
@@ -41,10 +52,7 @@ case "$1" in
       tests/test_nn.py tests/test_finetune.py tests/test_compile_step.py tests/test_drop_in.py \
       tests/test_torch_contract.py tests/test_state_dtype.py tests/test_stochastic_rounding.py \
       tests/test_reliability.py -p no:cacheprovider || status=1
-    for tool in memcheck racecheck initcheck synccheck; do
-      echo "== compute-sanitizer --tool $tool"
-      compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/sanitize_cuda.py 2>&1 | tail -4
-    done
+    sanitize_entry_points memcheck racecheck initcheck synccheck
     exit ${status:-0}
     ;;
   sanitize)
@@ -61,12 +69,7 @@ case "$1" in
       python3 -m pytest -v -p no:cacheprovider tests/test_cuda.py -k "$select" >"$OUT/memcheck.log" 2>&1
     echo "memcheck exit: $? ($(grep -c PASSED "$OUT/memcheck.log") tests passed)"
     grep -E "^=========|passed|failed" "$OUT/memcheck.log" | tail -4
-    for tool in racecheck initcheck synccheck; do
-      echo "== compute-sanitizer --tool $tool: tests/sanitize_cuda.py"
-      PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool "$tool" --error-exitcode 3 \
-        python3 tests/sanitize_cuda.py 2>&1 | tail -3
-      echo "$tool exit: ${PIPESTATUS[0]}"
-    done
+    sanitize_entry_points racecheck initcheck synccheck
     ;;
   profile)
     # Nsight Compute on the step kernels (bench/profile_step.py): the third launch of each, with the
@@ -98,12 +101,7 @@ case "$1" in
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/simulate_overhead.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     # synccheck matters here: the statevector kernel's shuffles name the whole warp.
-    for tool in memcheck synccheck initcheck racecheck; do
-      echo "== compute-sanitizer --tool $tool: tests/sanitize_cuda.py"
-      PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool "$tool" --error-exitcode 3 \
-        python3 tests/sanitize_cuda.py 2>&1 | tail -2
-      echo "$tool exit: ${PIPESTATUS[0]}"
-    done
+    sanitize_entry_points memcheck synccheck initcheck racecheck
     exit ${status:-0}
     ;;
   demo)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 import superpositional as sp
+
+sys.path.insert(0, str(Path(__file__).parent))
+from simulate_overhead import back_to_back_us  # the bench script beside this one
 
 
 def main() -> None:
@@ -26,14 +30,8 @@ def main() -> None:
     for device in devices:
         theta, grads = torch.rand(1, 4, device=device), torch.rand(1, 4, device=device)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        for _ in range(200):
-            sp.simulate(circuit, theta, grads)
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.calls):
-            sp.simulate(circuit, theta, grads)
-        sync()
-        print(f"{device}: {(time.perf_counter() - start) / args.calls * 1e6:.1f} us per call, back to back")
+        per_call = back_to_back_us(lambda t=theta, g=grads: sp.simulate(circuit, t, g), sync, args.calls)
+        print(f"{device}: {per_call:.1f} us per call, back to back")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(args.calls):

@@ -42,17 +42,17 @@ def median_us(call: Callable[[], object], sync: Callable[[], None]) -> float:
     return statistics.median(times) * 1e6
 
 
-def back_to_back_us(call: Callable[[], object], sync: Callable[[], None]) -> float:
-    """Mean time per call of CALLS calls issued without waiting for the device: the host's cost per
-    call wherever it exceeds the device's time per launch."""
+def back_to_back_us(call: Callable[[], object], sync: Callable[[], None], calls: int = CALLS) -> float:
+    """Mean time per call of ``calls`` calls issued without waiting for the device: the host's cost
+    per call wherever it exceeds the device's time per launch."""
     for _ in range(WARMUP):
         call()
     sync()
     start = time.perf_counter()
-    for _ in range(CALLS):
+    for _ in range(calls):
         call()
     sync()
-    return (time.perf_counter() - start) / CALLS * 1e6
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def main() -> None:

@@ -131,11 +131,7 @@ class GroupState {
     for (int k = 0; k < kPerLane; ++k) {
       const int q = lane_ + k * kLanes;
       mine[k][0] = mine[k][1] = Complex<T>{0, 0};
-#ifndef NOPREP
       if (q < N) prepare_qubit<Ops, N>(prog, q, theta, grad, mine[k][0], mine[k][1]);
-#else
-      mine[k][0] = {theta[k], grad[k]};
-#endif
     }
     Complex<T> lane_factor{1, 0};
 #pragma unroll

@@ -51,13 +51,14 @@ def _entry_point(entry: str, device_type: str) -> Any:
     return getattr(require_extension(), f"{entry}_{device_type}")
 
 
-def _raw_stream(index: int) -> int:
-    """The current CUDA stream of device ``index`` as a ``cudaStream_t`` value.
+# torch's own raw accessor skips building a torch.cuda.Stream object (a few microseconds a call,
+# which issue 17 counts); the public route is the fallback where a build lacks it.
+_RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
-    torch's own raw accessor skips building a ``torch.cuda.Stream`` object (a few microseconds a
-    call, which issue 17 counts); the public route is the fallback where it is missing."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+
+def _raw_stream(index: int) -> int:
+    """The current CUDA stream of device ``index`` as a ``cudaStream_t`` value."""
+    return _RAW_STREAM(index) if _RAW_STREAM is not None else torch.cuda.current_stream(index).cuda_stream
 
 
 def _launch(entry: str, circuit: Circuit, device: torch.device, *args: Any, keep_state: bool = False) -> None:
