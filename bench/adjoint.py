@@ -24,12 +24,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import interleaved  # the module beside this script
+import interleaved  # the modules beside this script
 import torch
 from tqdm import tqdm
 
 import superpositional as sp
 from superpositional.backends import Batch, kernel
+
+from commit import commit
 
 ROUNDS, SAMPLE_SECONDS = 7, 0.1
 BATCHES = {"cpu": [10**4, 10**5, 10**6], "cuda": [10**5, 10**6, 10**7, 10**8]}
@@ -108,6 +110,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "superpositional": sp.__version__,
+        "commit": commit(),
         "rows": results,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")

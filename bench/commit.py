@@ -27,3 +27,9 @@ def export_commit() -> None:
     if commit:
         dirty = git("status", "--porcelain", "--untracked-files=no")
         os.environ[COMMIT_VARIABLE] = commit + ("+dirty" if dirty else "")
+
+
+def commit() -> str:
+    """The commit a benchmark's JSON records: the checkout's, or ``SUPERPOSITIONAL_COMMIT``'s."""
+    export_commit()
+    return os.environ.get(COMMIT_VARIABLE, "unknown")

@@ -7,8 +7,8 @@
 # bash bench/h200.sh demo  /  [ARMS="..."] [LR=...] bash bench/h200.sh finetune MODEL SEED...
 # Simulation kernels (issue 17): bash bench/h200.sh simulate  (the simulate and gradient tests, then
 # bench/statevector.py with the cuStateVec rows when .whl/custatevec/ carries custatevec-cu13,
-# bench/adjoint.py, bench/simulate_overhead.py, and the four compute-sanitizer tools on
-# tests/sanitize_cuda.py).
+# bench/adjoint.py and bench/simulate_overhead.py), then bash bench/h200.sh simulate-check (the four
+# compute-sanitizer tools on tests/sanitize_cuda.py and validate against Aer, with Qiskit in .whl/).
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
 # .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
 # .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
@@ -100,9 +100,17 @@ case "$1" in
     python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/simulate_overhead.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
-    # synccheck matters here: the statevector kernel's shuffles name the whole warp.
-    sanitize_entry_points memcheck synccheck initcheck racecheck
     exit ${status:-0}
+    ;;
+  simulate-check)
+    # The checks that do not fit beside simulate's benchmarks in one call: the four
+    # compute-sanitizer tools (synccheck matters: the statevector kernel's shuffles name the whole
+    # warp) and Aer against the CUDA backend (Qiskit's wheels in .whl/).
+    python3 -c "import superpositional" 2>/dev/null || python3 -m pip install --no-build-isolation --no-deps -q . \
+      || exit 1
+    sanitize_entry_points memcheck synccheck initcheck racecheck
+    python3 -m superpositional validate --circuits 1000 --backends cuda --json "$OUT/validate-cuda.json" \
+      2>/dev/null | tail -8
     ;;
   demo)
     python3 -m superpositional demo --full --device cuda --out "$OUT/demo-cuda" 2>&1 | grep -v "it/s]$"

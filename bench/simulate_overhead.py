@@ -25,6 +25,8 @@ import torch
 
 import superpositional as sp
 
+from commit import commit  # the module beside this script
+
 CALLS, WARMUP = 3000, 200
 BATCHES = (1, 16, 256)
 
@@ -106,6 +108,7 @@ def main() -> None:
     record = {
         "device": args.device,
         "circuit": "entangled(4)",
+        "commit": commit(),
         "threads": torch.get_num_threads(),
         "rows": rows,
     }

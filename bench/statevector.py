@@ -45,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import custatevec_ctypes  # the modules beside this script
 import interleaved
 
+from commit import commit
+
 ROUNDS, SAMPLE_SECONDS = 5, 0.1
 BATCHES = {"cpu": [10**3, 10**4, 10**5], "cuda": [10**4, 10**5, 10**6, 10**7]}
 # Amplitudes per call: the torch reference holds several [B, 2**n] complex temporaries, cuStateVec one.
@@ -227,6 +229,7 @@ def main() -> None:
         "custatevec": note,
         "torch": torch.__version__,
         "superpositional": sp.__version__,
+        "commit": commit(),
         "rows": rows,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -92,6 +92,39 @@ SP_INLINE void gate_matrix(const Gate& g, const typename Ops::V* theta, const ty
   }
 }
 
+// Adds value to the gradient of the input that angle a reads (a.source is kParam
+// or kGrad), at an index known only at run time. On the GPU both the array and
+// the index must be compile-time constants, or ptxas puts d_theta and d_grad in
+// local memory: choosing the array by pointer does that, and so does a loop of
+// `if (k == index)` stores, which the compiler turns back into one indexed
+// store. Every slot of both therefore adds a selected value (zero elsewhere).
+// That costs 2N adds per gradient and 2N live registers, so it is used while the
+// two arrays take at most 64 bytes; past that (float64 from 5 qubits, float32
+// from 9) the product kernels already run out of registers, and ptxas -v showed
+// kilobytes more spills than the local arrays cost.
+#if defined(__CUDA_ARCH__)
+template <class V, int... Ks>
+SP_INLINE void add_to_input(V* d_theta, V* d_grad, bool to_theta, int index, const V& value,
+                            std::integer_sequence<int, Ks...>) {
+  const V zero = V(0);
+  ((d_theta[Ks] = d_theta[Ks] + (to_theta && index == Ks ? value : zero)), ...);
+  ((d_grad[Ks] = d_grad[Ks] + (!to_theta && index == Ks ? value : zero)), ...);
+}
+#endif
+
+template <class Ops, int N>
+SP_INLINE void add_gradient(const Angle& a, const typename Ops::V& value, typename Ops::V* d_theta,
+                            typename Ops::V* d_grad) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (2 * N * sizeof(typename Ops::V) <= 64) {
+    add_to_input(d_theta, d_grad, a.source == kParam, a.index, value, std::make_integer_sequence<int, N>{});
+    return;
+  }
+#endif
+  typename Ops::V* target = a.source == kParam ? d_theta : d_grad;
+  target[a.index] = target[a.index] + value;
+}
+
 // Steps back over one gate on qubit q: adds its rotation's contribution to the
 // input gradients, then undoes it on psi and lambda.
 template <class Ops, int N>
@@ -101,9 +134,7 @@ SP_INLINE void undo_gate(const Gate& g, int q, const typename Ops::V* theta, con
   using S = typename Ops::S;
   if (is_rotation(g.kind) && g.angle.source != kConst) {
     const auto da = rotation_derivative<Ops, N>(g.kind, q, lambda, psi) * static_cast<S>(g.angle.scale);
-    auto* target = g.angle.source == kParam ? d_theta : d_grad;
-    for (int k = 0; k < N; ++k)  // compile-time indices: the GPU keeps the gradients in registers
-      if (k == g.angle.index) target[k] = target[k] + da;
+    add_gradient<Ops, N>(g.angle, da, d_theta, d_grad);
   }
   Complex<typename Ops::V> u[4];
   gate_matrix<Ops, N>(g, theta, grad, true, u);
@@ -121,19 +152,6 @@ SP_INLINE void undo_gate(const Gate& g, int q, const typename Ops::V* theta, con
 // (a Pauli string names each qubit once). The sweep above, run on each qubit's
 // 2-vectors with lambda = M_q a_q, then gives every prefix rotation's gradient:
 // O(gates) per circuit, as the forward, where the statevector sweep is O(gates 2^n).
-
-// d_target[index] += value for an index known only at run time (compile-time
-// indices on the GPU keep the gradients in registers).
-template <class Ops, int N>
-SP_INLINE void add_at(typename Ops::V* target, int index, const typename Ops::V& value) {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-  for (int k = 0; k < N; ++k)
-    if (k == index) target[k] = target[k] + value;
-#else
-  target[index] = target[index] + value;
-#endif
-}
 
 // Im <lambda| P |psi> on one qubit, for the axis P of a rotation.
 template <class V>
@@ -166,7 +184,7 @@ SP_INLINE void qubit_sweep(const Program& prog, int q, const typename Ops::V* th
     }
     if (g.angle.source != kConst) {
       const V da = qubit_derivative(g.kind, l0, l1, p0, p1) * static_cast<S>(g.angle.scale);
-      add_at<Ops, N>(g.angle.source == kParam ? d_theta : d_grad, g.angle.index, da);
+      add_gradient<Ops, N>(g.angle, da, d_theta, d_grad);
     }
     if (i > first) {
       V s, c;
@@ -192,7 +210,7 @@ SP_INLINE void real_qubit_sweep(const Program& prog, int q, const typename Ops::
     const Gate& g = prog.gates[i];
     if (g.kind == kRY && g.angle.source != kConst) {
       const V da = (l1 * p0 - l0 * p1) * static_cast<S>(g.angle.scale);  // Im <l| Y |p>, both real
-      add_at<Ops, N>(g.angle.source == kParam ? d_theta : d_grad, g.angle.index, da);
+      add_gradient<Ops, N>(g.angle, da, d_theta, d_grad);
     }
     if (i == first) break;
     if (g.kind == kH) {

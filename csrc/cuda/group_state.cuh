@@ -52,18 +52,6 @@ __device__ __forceinline__ void with_qubit(int q, F&& f) {
   with_qubit_impl(q, f, std::make_integer_sequence<int, N>{});
 }
 
-template <class T>
-__device__ __forceinline__ Complex<T> cmul(const Complex<T>& a, const Complex<T>& b) {
-  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
-}
-
-// a x + b y
-template <class T>
-__device__ __forceinline__ Complex<T> cmul_add(const Complex<T>& a, const Complex<T>& x, const Complex<T>& b,
-                                               const Complex<T>& y) {
-  return {a.re * x.re - a.im * x.im + b.re * y.re - b.im * y.im, a.re * x.im + a.im * x.re + b.re * y.im + b.im * y.re};
-}
-
 // Shuffles over the whole warp: every lane of it reaches them (see the kernels' loops).
 template <class T>
 __device__ __forceinline__ Complex<T> shuffle_xor(const Complex<T>& a, int mask) {
