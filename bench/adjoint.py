@@ -9,6 +9,8 @@ For ``entangled(n)`` and ``attention(n)`` (product programs once compiled), floa
   runs the statevector sweep (what every backward ran before the product adjoint);
 - ``forward``: ``sp.simulate`` without autograd;
 - ``fwd+bwd``: ``(sp.simulate(c, theta, g) * w).sum().backward()`` with both inputs requiring grad;
+- ``e.backward(w)``: ``sp.simulate(c, theta, g).backward(w)``, the same gradients without torch's
+  multiply, sum and their backward (four passes over [batch, n] that the row above pays);
 - ``torch fwd+bwd``: the same through the torch reference and autograd (small batches only).
 
 Backends of a cell are timed in interleaved rounds (median of ROUNDS, each sample the mean of
@@ -68,10 +70,15 @@ def runners(circuit, batch: int, device: str) -> dict[str, Callable[[], object]]
 
         return run
 
+    def upstream_backward() -> None:
+        leaf_theta.grad = leaf_g.grad = None
+        sp.simulate(circuit, leaf_theta, leaf_g, backend=device).backward(w)
+
     made = {
         "backward (product)": backward(False),
         "forward": lambda: sp.simulate(circuit, theta, g, backend=device),
         "fwd+bwd": forward_backward(device),
+        "e.backward(w)": upstream_backward,
     }
     if batch * 2**n <= STATEVECTOR_MAX_AMPLITUDES[device]:
         made["backward (statevector)"] = backward(True)
@@ -94,7 +101,8 @@ def main() -> None:
         circuit = CIRCUITS[name]()
         rates = interleaved.rates(runners(circuit, batch, device), batch, device, ROUNDS, SAMPLE_SECONDS)
         results.append({"circuit": name, "batch": batch, "rates": rates})
-    labels = ["backward (product)", "backward (statevector)", "forward", "fwd+bwd", "torch fwd+bwd"]
+    labels = ["backward (product)", "backward (statevector)", "forward", "fwd+bwd", "e.backward(w)"]
+    labels.append("torch fwd+bwd")
     print(f"\n{'circuit':<14s} {'batch':>9s} " + " ".join(f"{label:>22s}" for label in labels))
     for row in results:
         cells_text = [
