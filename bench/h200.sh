@@ -8,7 +8,8 @@
 # Simulation kernels (issue 17): bash bench/h200.sh simulate  (the simulate and gradient tests, then
 # bench/statevector.py with the cuStateVec rows when .whl/custatevec/ carries custatevec-cu13,
 # bench/adjoint.py and bench/simulate_overhead.py), then bash bench/h200.sh simulate-check (the four
-# compute-sanitizer tools on tests/sanitize_cuda.py and validate against Aer, with Qiskit in .whl/).
+# compute-sanitizer tools on tests/sanitize_cuda.py and validate against Aer, with Qiskit in .whl/);
+# bash bench/h200.sh adjoint  (the product adjoint's tests, memcheck, ncu and bench/adjoint.py).
 # Logs and results go to $OUT; Qiskit (and for finetune, transformers) come as carried wheels in
 # .whl/ and .whl/ft/, installed once per machine into /tmp/site. The device's copy of the tree has no
 # .git: pass SUPERPOSITIONAL_COMMIT=<commit> in the command so the results record it.
@@ -100,6 +101,22 @@ case "$1" in
     python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/simulate_overhead.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
+    exit ${status:-0}
+    ;;
+  adjoint)
+    # The product adjoint alone: its tests, memcheck, Nsight Compute on attention(4)'s backward, and
+    # bench/adjoint.py.
+    time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+      -k "simulate or statevector or presets or every_output or attention or adjoint or backward" || status=1
+    sanitize_entry_points memcheck
+    ncu --clock-control none --kernel-name regex:backward_kernel --launch-skip 2 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section InstructionStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+      --section SchedulerStats --section SourceCounters \
+      python3 bench/profile_simulate.py --qubits 4 --backward >"$OUT/ncu-backward-attention4.txt" 2>&1
+    echo "ncu exit: $?"
+    python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     exit ${status:-0}
     ;;
   simulate-check)
