@@ -96,7 +96,7 @@ case "$1" in
       export PYTHONPATH="/tmp/custatevec:${PYTHONPATH:-}"
     fi
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-      -k "simulate or statevector or presets or every_output or attention or adjoint or backward" || status=1
+      -k "simulate or statevector or presets or every_output or attention or adjoint or backward or product" || status=1
     # Progress bars and any traceback go to bench.err.
     python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
@@ -108,7 +108,7 @@ case "$1" in
     # bench/adjoint.py.
     time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-      -k "simulate or statevector or presets or every_output or attention or adjoint or backward" || status=1
+      -k "simulate or statevector or presets or every_output or attention or adjoint or backward or product" || status=1
     sanitize_entry_points memcheck
     ncu --clock-control none --kernel-name regex:backward_kernel --launch-skip 2 --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \

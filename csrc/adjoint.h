@@ -272,7 +272,7 @@ SP_INLINE void product_gradients(const Program& prog, const typename Ops::V* the
 #pragma unroll
       for (int r = 0; r < N; ++r) {
         const bool xr = p.x_mask >> r & 1u, zr = p.z_mask >> r & 1u;
-        if (r != q && (xr || zr)) rest = rest * (xr && zr ? factor[r][1] : xr ? factor[r][0] : factor[r][2]);
+        if (r != q && (xr || zr)) rest = rest * pick(xr && zr, factor[r][1], pick(xr, factor[r][0], factor[r][2]));
       }
       if (x && z) {
         coef[q][1] = coef[q][1] + rest;

@@ -47,6 +47,14 @@ SP_INLINE Complex<V> cmul_add(const Complex<V>& a, const Complex<V>& x, const Co
   return {a.re * x.re - a.im * x.im + b.re * y.re - b.im * y.im, a.re * x.im + a.im * x.re + b.re * y.im + b.im * y.re};
 }
 
+// c ? a : b by value. A conditional on two lvalues of a class type (the CUDA
+// kernels' several-circuit lanes) picks an address, which sends the arrays it
+// reads to local memory; lanes.cuh overloads this to pick element by element.
+template <class V>
+SP_INLINE V pick(bool c, const V& a, const V& b) {
+  return c ? a : b;
+}
+
 // --- angles and one-qubit gates -------------------------------------------
 
 // The input an angle reads: theta[index] or grad[index], index known only at run time. On the GPU a
@@ -58,8 +66,8 @@ SP_INLINE Complex<V> cmul_add(const Complex<V>& a, const Complex<V>& x, const Co
 template <class V, int... Ks>
 SP_INLINE V select_input(const V* theta, const V* grad, bool from_params, int index,
                          std::integer_sequence<int, Ks...>) {
-  V input = from_params ? theta[0] : grad[0];
-  ((input = index == Ks ? (from_params ? theta[Ks] : grad[Ks]) : input), ...);
+  V input = pick(from_params, theta[0], grad[0]);
+  ((input = pick(index == Ks, pick(from_params, theta[Ks], grad[Ks]), input)), ...);
   return input;
 }
 #endif
@@ -239,7 +247,7 @@ SP_INLINE void product_expectations(const Program& prog, const typename Ops::V* 
 #pragma unroll
     for (int q = 0; q < N; ++q) {
       const bool x = p.x_mask >> q & 1u, z = p.z_mask >> q & 1u;
-      if (x || z) e = e * (x && z ? factor[q][1] : x ? factor[q][0] : factor[q][2]);
+      if (x || z) e = e * pick(x && z, factor[q][1], pick(x, factor[q][0], factor[q][2]));
     }
     out[k] = e;
   }

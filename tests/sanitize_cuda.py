@@ -17,13 +17,15 @@ from superpositional.testing import random_circuit, random_product_circuit
 def main() -> int:
     rng = np.random.default_rng(0)
     failures = 0
-    # Statevector programs (one lane, a lane group, a whole warp per circuit) and a product program
-    # (its own simulate and backward kernels).
+    # Statevector programs (one lane, a lane group, a whole warp per circuit) and product programs
+    # (their own simulate and backward kernels; two circuits per thread in float32 at 3 qubits, and
+    # 37 rows leave most threads' second row past the end).
     for n, make in (
         (1, random_circuit),
         (4, random_circuit),
         (7, random_circuit),
         (10, random_circuit),  # a whole warp per circuit
+        (3, random_product_circuit),
         (5, random_product_circuit),
     ):
         c = make(n, 20, rng)

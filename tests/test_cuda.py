@@ -193,6 +193,29 @@ def test_product_adjoint_matches_cpu_kernel_and_autograd_through_the_reference(d
         _adjoint_against_cpu_and_reference(c, int(rng.choice([1, 7, 1000])), dtype, tol, rng)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_product_programs_at_lane_boundaries_and_strides(dtype, rng):
+    # Small float32 product programs run two circuits per thread (lanes.cuh), rows 32 apart: batches
+    # around multiples of 32 and 64 end inside a thread, and 1.1e6 rows wrap the grid-stride loop
+    # (the grid holds 132 * 16 * 256 threads on an H200).
+    tol = {torch.float32: 1e-4, torch.float64: 1e-12}[dtype]
+    for n in (1, 2, 4, 5):
+        c = _with_inputs(rng, n, 4 * n, random_product_circuit)
+        assert c.program().product_only
+        for batch in (1, 31, 32, 33, 63, 65, 4097) + ((1_100_001,) if n == 4 else ()):
+            theta = _uniform(rng, (batch, 2 * n), dtype)[:, ::2]  # strided rows take the scalar loads
+            g = _uniform(rng, (n, batch), dtype).t()
+            weights = _uniform(rng, (batch, n), dtype, spread=1.0)
+            expected = sp.simulate(c, theta.cpu(), g.cpu(), backend="cpu")
+            for t, u in ((theta, g), (theta.contiguous(), g.contiguous())):
+                got = sp.simulate(c, t, u, backend="cuda")
+                torch.testing.assert_close(got.cpu(), expected, atol=TOL[dtype], rtol=0)
+                got_grads = _input_gradients(c, t, u, weights, "cuda")
+                cpu_grads = _input_gradients(c, t.cpu(), u.cpu(), weights.cpu(), "cpu")
+                for a, b in zip(got_grads, cpu_grads):
+                    torch.testing.assert_close(a.cpu(), b, atol=tol, rtol=0)
+
+
 def test_adjoint_against_finite_differences_on_strided_inputs(rng):
     c = sp.circuits.entangled(4)
     wide = _uniform(rng, (6, 8), torch.float64)

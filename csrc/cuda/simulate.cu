@@ -1,5 +1,6 @@
 // Batched simulation on the GPU, the gate math of statevector.h. Product programs
-// (no statevector wanted) run one circuit per thread on each qubit's 2-vector;
+// (no statevector wanted) run on each qubit's 2-vector, several circuits per
+// thread (lanes.cuh);
 // every other program holds its statevector in registers, one circuit per lane
 // group of a warp (group_state.cuh). Inputs may be strided; rows of 16-byte
 // multiples that are contiguous and aligned take vector loads.
@@ -11,27 +12,32 @@
 #include "batch.cuh"
 #include "group_state.cuh"
 #include "kernels.h"
+#include "lanes.cuh"
 #include "ops.cuh"
 #include "rows.cuh"
 
 namespace sp::cuda {
 namespace {
 
-template <class T, int N>
+// K circuits per thread (lanes.cuh).
+template <class T, int N, int K>
 __global__ void __launch_bounds__(kThreads) product_kernel(const Program* __restrict__ program,
                                                            const T* __restrict__ params,
                                                            const T* __restrict__ grads, Strides strides,
                                                            bool vector_params, bool vector_grads, bool vector_out,
                                                            T* __restrict__ out, std::int64_t batch) {
-  using Ops = ScalarOps<T>;
+  using Ops = LaneOps<T, K>;
+  using V = typename Ops::V;
   const Program& prog = *program;
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < batch;
-       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    T theta[N], grad[N], e[N];  // an input the program never reads stays unset
-    if (prog.uses_params) load_row<T, N>(params, b, strides.params, vector_params, theta);
-    if (prog.uses_grads) load_row<T, N>(grads, b, strides.grads, vector_grads, grad);
+  const std::int64_t thread = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x * K;
+  for (std::int64_t base = (thread & ~std::int64_t{31}) * K + (thread & 31); base < batch; base += step) {
+    const LaneRows<K> rows(base, batch);
+    V theta[N], grad[N], e[N];  // an input the program never reads stays unset
+    if (prog.uses_params) load_lanes<T, N, K>(params, rows, strides.params, vector_params, theta);
+    if (prog.uses_grads) load_lanes<T, N, K>(grads, rows, strides.grads, vector_grads, grad);
     product_expectations<Ops, N>(prog, theta, grad, e);
-    store_row<T, N>(out, b, vector_out, e);
+    store_lanes<T, N, K>(out, rows, vector_out, e);
   }
 }
 
@@ -70,7 +76,9 @@ template <class T, int N>
 void launch(const SimulateParams& p) {
   const bool vector_out = aligned16(p.out);
   if (p.program->product_only && p.state == nullptr) {
-    launch_batch<T, N>(product_kernel<T, N>, p, "simulate kernel launch", vector_out, static_cast<T*>(p.out));
+    constexpr int K = product_circuits_per_thread<T, N>();
+    launch_batch<T, N, 1, K>(product_kernel<T, N, K>, p, "simulate kernel launch", vector_out,
+                             static_cast<T*>(p.out));
   } else {
     launch_batch<T, N, GroupLayout<T, N>::kLanes>(statevector_kernel<T, N>, p, "simulate kernel launch", vector_out,
                                                   static_cast<T*>(p.out), static_cast<T*>(p.state));
