@@ -26,14 +26,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import interleaved  # the modules beside this script
+import interleaved  # the module beside this script
 import torch
 from tqdm import tqdm
 
 import superpositional as sp
 from superpositional.backends import Batch, kernel
 
-from commit import commit
+from commit import commit  # the module beside this script
 
 ROUNDS, SAMPLE_SECONDS = 7, 0.1
 BATCHES = {"cpu": [10**4, 10**5, 10**6], "cuda": [10**5, 10**6, 10**7, 10**8]}
@@ -101,8 +101,14 @@ def main() -> None:
         circuit = CIRCUITS[name]()
         rates = interleaved.rates(runners(circuit, batch, device), batch, device, ROUNDS, SAMPLE_SECONDS)
         results.append({"circuit": name, "batch": batch, "rates": rates})
-    labels = ["backward (product)", "backward (statevector)", "forward", "fwd+bwd", "e.backward(w)"]
-    labels.append("torch fwd+bwd")
+    labels = [
+        "backward (product)",
+        "backward (statevector)",
+        "forward",
+        "fwd+bwd",
+        "e.backward(w)",
+        "torch fwd+bwd",
+    ]
     print(f"\n{'circuit':<14s} {'batch':>9s} " + " ".join(f"{label:>22s}" for label in labels))
     for row in results:
         cells_text = [

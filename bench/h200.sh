@@ -26,6 +26,9 @@ if ls .whl/*.whl >/dev/null 2>&1 && [ ! -e /tmp/site/.installed ]; then
 fi
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site
 
+# The tests of tests/test_cuda.py that the simulation stages run.
+SIMULATE_TESTS="simulate or statevector or presets or every_output or attention or adjoint or backward or product"
+
 # compute-sanitizer with each named tool on tests/sanitize_cuda.py (every CUDA entry point once),
 # without the caching allocator so that each tensor is its own allocation.
 sanitize_entry_points() {
@@ -96,7 +99,7 @@ case "$1" in
       export PYTHONPATH="/tmp/custatevec:${PYTHONPATH:-}"
     fi
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-      -k "simulate or statevector or presets or every_output or attention or adjoint or backward or product" || status=1
+      -k "$SIMULATE_TESTS" || status=1
     # Progress bars and any traceback go to bench.err.
     python3 bench/statevector.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
     python3 bench/adjoint.py --device cuda --out "$OUT" 2>>"$OUT/bench.err"
@@ -108,7 +111,7 @@ case "$1" in
     # bench/adjoint.py.
     time python3 -m pip install --no-build-isolation --no-deps -q . || exit 1
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-      -k "simulate or statevector or presets or every_output or attention or adjoint or backward or product" || status=1
+      -k "$SIMULATE_TESTS" || status=1
     sanitize_entry_points memcheck
     ncu --clock-control none --kernel-name regex:backward_kernel --launch-skip 2 --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \

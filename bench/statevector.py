@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import custatevec_ctypes  # the modules beside this script
 import interleaved
 
-from commit import commit
+from commit import commit  # the module beside this script
 
 ROUNDS, SAMPLE_SECONDS = 5, 0.1
 BATCHES = {"cpu": [10**3, 10**4, 10**5], "cuda": [10**4, 10**5, 10**6, 10**7]}
